@@ -1,0 +1,56 @@
+# One-command entry points. Each target installs what is missing first, so a fresh machine needs
+# only Python 3.11+, Node 20 and make.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help setup browser test check unit demo run bench chaos clean
+
+help:
+	@echo "make demo   - run the whole signing pipeline locally (Azurite + sandbox + host), with a summary"
+	@echo "make test   - static checks and the full test suite"
+	@echo "make run    - start Azurite, the Connective sandbox and the local host until Ctrl-C"
+	@echo "make bench  - run every benchmark and write bench/results/latest.json"
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium, for the test that signs through the sandbox's ActionUrl page.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and this user cannot apt-get install it; the browser test will be skipped"; fi; }
+
+check: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+unit: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: setup browser check
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m devtools.demo
+
+run: setup
+	$(PY) -m devtools.run
+
+bench: setup
+	$(PY) -m bench
+
+chaos: setup
+	$(PY) -m bench.chaos
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

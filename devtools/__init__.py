@@ -1,0 +1,1 @@
+"""Local world for the function app: the Connective sandbox, the local Functions host and Azurite."""

@@ -1,0 +1,5 @@
+"""The function app. It only registers blueprints; each trigger family lives in `functions/`."""
+
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)

@@ -1,0 +1,1 @@
+"""One module per trigger family. Each stays thin over the services in `shared/`."""

@@ -1,0 +1,1 @@
+"""Services shared by every trigger: the Connective client, storage, configuration and models."""

@@ -1,0 +1,132 @@
+"""Every app setting the code reads, declared once.
+
+The registry below is the single list of setting names. `infra/` must set each one that has no
+default (a test checks it), and docs/CONFIGURATION.md documents them. Code reads settings only
+through `Settings`, never through `os.environ` directly, so the registry stays complete.
+
+Secrets (`secret=True`) come from Key Vault references in Azure and are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    description: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Storage. `DocumentStorage` is the connection name used by the bindings; in Azure it is
+    # identity-based (DocumentStorage__blobServiceUri, __queueServiceUri, __tableServiceUri,
+    # __credential, __clientId) and locally a connection string.
+    Setting("AzureWebJobsStorage", None, "Host storage: receipts, timer status, poison queues."),
+    Setting("DocumentStorage", None,
+            "Document storage connection string (local) or the prefix of identity-based settings."),
+    # Connective connection.
+    Setting("CONNECTIVE_BASE_URL", "http://127.0.0.1:7081/webportalapi/v3",
+            "Full API v3 base URL, https://host[/prefix]/webportalapi/v3."),
+    Setting("CONNECTIVE_USERNAME", None, "API user (Basic auth)."),
+    Setting("CONNECTIVE_PASSWORD", None, "API password (Basic auth); a Key Vault reference in Azure.", secret=True),
+    Setting("CONNECTIVE_CONNECT_TIMEOUT_S", "5", "Seconds to establish a connection."),
+    Setting("CONNECTIVE_READ_TIMEOUT_S", "60", "Seconds to wait between bytes of an answer."),
+    Setting("CONNECTIVE_RETRY_MAX_ATTEMPTS", "6", "Attempts per call, the first included."),
+    Setting("CONNECTIVE_RETRY_TOTAL_S", "120", "Upper bound on the time one call spends retrying."),
+    Setting("CONNECTIVE_RATE_CALLS", "100", "Calls allowed per window for this connection."),
+    Setting("CONNECTIVE_RATE_WINDOW_S", "60", "Length of the rate window in seconds."),
+    Setting("CONNECTIVE_RATE_LIMITER", "local",
+            "`local` (one process) or `table` (shared by every instance, in Table Storage)."),
+    # Callbacks from Connective.
+    Setting("PUBLIC_BASE_URL", "http://127.0.0.1:7071",
+            "Public base URL of this function app; callback URLs are built on it."),
+    Setting("CALLBACK_SECRETS", None,
+            "Comma-separated HMAC secrets for callback tokens; the first signs, all verify (rotation).",
+            secret=True),
+    Setting("CALLBACK_FUNCTION_KEY", None,
+            "Function key put in callback URLs as ?code=, so the callback route keeps key auth.", secret=True),
+    # Intake.
+    Setting("BLOB_TRIGGER_SOURCE", "LogsAndContainerScan",
+            "`EventGrid` in Azure (Flex Consumption), `LogsAndContainerScan` where the host polls."),
+    Setting("INTAKE_MAX_DOCUMENT_MB", "150", "Largest document accepted, in MB."),
+    Setting("ROUTING_PROFILES", "",
+            "JSON routing profiles by inbox folder; empty means the blob signing-config/routing-profiles.json."),
+    Setting("DEFAULT_DOCUMENT_LANGUAGE", "en", "Language for documents that name none."),
+    # Archive.
+    Setting("DELETE_AFTER_ARCHIVE", "false", "Delete the package at Connective once it is archived."),
+    # Scheduled upkeep.
+    Setting("MAINTENANCE_SCHEDULE", "0 */5 * * * *", "NCRONTAB (UTC) of the maintenance timer."),
+    Setting("REMINDER_FIRST_AFTER_H", "48", "Hours pending before the first reminder."),
+    Setting("REMINDER_EVERY_H", "48", "Hours between reminders."),
+    Setting("REMINDER_MAX_COUNT", "3", "Reminders per package at most."),
+    Setting("EXPIRY_WINDOW_H", "24", "Extend packages whose expiry falls within this many hours."),
+    Setting("EXPIRY_EXTEND_DAYS", "7", "Days added per extension."),
+    Setting("EXPIRY_MAX_EXTENSIONS", "2", "Extensions per package at most."),
+    Setting("RECONCILE_AFTER_H", "6", "Re-read packages with no callback for this many hours."),
+    Setting("MAINTENANCE_RATE_SHARE", "0.3", "Largest share of the rate budget the timer may use."),
+    Setting("MAINTENANCE_TIME_BUDGET_S", "240", "A run stops starting new work after this many seconds."),
+    # HTTP API and webhooks.
+    Setting("WEBHOOK_SIGNING_SECRET", None, "HMAC-SHA256 secret that signs webhook deliveries.", secret=True),
+    Setting("WEBHOOK_MAX_ATTEMPTS", "6", "Delivery attempts before a webhook event is dead-lettered."),
+    Setting("WEBHOOK_ALLOW_LOOPBACK", "false", "Allow http and loopback subscriber URLs (local runs only)."),
+    Setting("API_MAX_BODY_MB", "40", "Largest HTTP API request body, in MB."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class MissingSetting(RuntimeError):
+    """A required setting is absent."""
+
+
+class Settings:
+    """Typed read access to app settings (environment variables, as the Functions host provides them)."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self._env = os.environ if env is None else env
+
+    def raw(self, name: str) -> str | None:
+        if name not in _BY_NAME:
+            raise KeyError(f"{name} is not a registered setting; add it to shared.config.SETTINGS")
+        value = self._env.get(name)
+        if value is None or value == "":
+            return _BY_NAME[name].default
+        return value
+
+    def get(self, name: str) -> str:
+        value = self.raw(name)
+        if value is None:
+            raise MissingSetting(f"setting {name} is required: {_BY_NAME[name].description}")
+        return value
+
+    def get_int(self, name: str) -> int:
+        return int(self.get(name))
+
+    def get_float(self, name: str) -> float:
+        return float(self.get(name))
+
+    def get_bool(self, name: str) -> bool:
+        return self.get(name).strip().lower() in {"1", "true", "yes", "on"}
+
+    def get_list(self, name: str) -> list[str]:
+        value = self.raw(name) or ""
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    @cached_property
+    def secret_values(self) -> tuple[str, ...]:
+        """Values of every secret setting, for log redaction."""
+        values: list[str] = []
+        for setting in SETTINGS:
+            if setting.secret:
+                values.extend(v for v in (self._env.get(setting.name) or "").split(",") if len(v) >= 4)
+        return tuple(values)
+
+
+def settings(env: Mapping[str, str] | None = None) -> Settings:
+    return Settings(env)

@@ -1,0 +1,120 @@
+"""Fixtures shared by every test: real Azurite storage and the Connective sandbox, both on loopback.
+
+Storage is never mocked. Each fixture starts its own process on OS-assigned ports and stops only
+that process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from devtools.azurite import AZURITE_BIN, PROJECT_ROOT, Azurite
+from devtools.ports import free_port, wait_for_port
+
+SANDBOX_USER = "tester"
+SANDBOX_PASSWORD = "s3cret-sandbox-pw"
+
+
+def _require_azurite() -> None:
+    if not AZURITE_BIN.exists():
+        pytest.fail(f"{AZURITE_BIN} is missing: run `make setup`")
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One in-memory Azurite for the whole session. Tests that need empty storage use `fresh_azurite`."""
+    _require_azurite()
+    with Azurite() as instance:
+        yield instance
+
+
+@pytest.fixture()
+def fresh_azurite() -> Iterator[Azurite]:
+    """An Azurite of this test's own (about 1 s to start)."""
+    _require_azurite()
+    with Azurite() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def storage_connection_string(azurite: Azurite) -> str:
+    return azurite.connection_string
+
+
+@dataclass
+class SandboxHandle:
+    """A running Connective sandbox."""
+
+    port: int
+    user: str
+    password: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/webportalapi/v3"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.user, self.password)
+
+    def admin(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        """Call an admin endpoint under /_sandbox/ (no auth needed)."""
+        response = requests.request(method, f"{self.root_url}/_sandbox/{path.lstrip('/')}", timeout=10, **kwargs)  # type: ignore[arg-type]
+        response.raise_for_status()
+        return response
+
+    def reset(self) -> None:
+        self.admin("POST", "reset")
+
+
+def start_sandbox(*extra_args: str, user: str = SANDBOX_USER, password: str = SANDBOX_PASSWORD) -> SandboxHandle:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.sandbox", "--host", "127.0.0.1", "--port", str(port),
+         "--user", f"{user}:{password}", *extra_args],
+        cwd=PROJECT_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_for_port(port, timeout_s=15)
+    except TimeoutError:
+        process.kill()
+        raise
+    return SandboxHandle(port=port, user=user, password=password, process=process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def sandbox_session() -> Iterator[SandboxHandle]:
+    handle = start_sandbox()
+    try:
+        yield handle
+    finally:
+        stop_process(handle.process)
+
+
+@pytest.fixture()
+def sandbox(sandbox_session: SandboxHandle) -> SandboxHandle:
+    """The session's sandbox, reset to a clean state (no packages, default knobs, real clock)."""
+    sandbox_session.reset()
+    return sandbox_session

@@ -1,0 +1,138 @@
+"""Structured logs: one JSON object per line, with the invocation id and package reference attached.
+
+Every module logs through `get_logger(__name__)` and `log_event(logger, "event.name", key=value)`.
+The invocation id and package reference live in context variables, so a function binds them once
+(`invocation_scope`, `package_scope`) and every line written underneath carries them, including the
+Connective client's per-call lines. Redaction happens in the formatter, the last step before output,
+so no code path can forget it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+_invocation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("invocation_id", default=None)
+_function_name: contextvars.ContextVar[str | None] = contextvars.ContextVar("function_name", default=None)
+_package_ref: contextvars.ContextVar[str | None] = contextvars.ContextVar("package_ref", default=None)
+
+REDACTED = "***"
+# Field names whose values are never logged, whatever they hold.
+_SENSITIVE_KEYS = re.compile(r"(authorization|password|secret|token|api[-_]?key|code|sig|document|content)$", re.I)
+_BASIC_AUTH = re.compile(r"(Basic|Bearer)\s+[A-Za-z0-9+/=._-]+", re.I)
+_URL_SECRETS = re.compile(r"([?&](?:token|code|sig|password)=)[^&\s\"']+", re.I)
+
+_known_secrets: set[str] = set()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Values (passwords, keys) that must never appear in a log line, wherever they show up."""
+    _known_secrets.update(v for v in values if v and len(v) >= 4)
+
+
+def redact_text(text: str) -> str:
+    text = _BASIC_AUTH.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _URL_SECRETS.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    for secret in _known_secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _redact_value(key: str, value: Any) -> Any:
+    if _SENSITIVE_KEYS.search(key) and not isinstance(value, bool | int | float) and value is not None:
+        return REDACTED
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(key, v) for v in value]
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON line, with context fields and redaction."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": redact_text(record.getMessage()),
+        }
+        for key, var in (("invocation_id", _invocation_id), ("function", _function_name),
+                         ("package_ref", _package_ref)):
+            value = var.get()
+            if value is not None:
+                entry[key] = value
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update({k: _redact_value(k, v) for k, v in fields.items()})
+        if record.exc_info:
+            entry["error"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(name)
+
+
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Write one structured line: `event` is a stable dotted name, `fields` its data."""
+    if logger.isEnabledFor(level):
+        logger.log(level, event, extra={"fields": fields}, stacklevel=2)
+
+
+def configure(level: int = logging.INFO, stream: Any = None) -> None:
+    """Install the JSON formatter on the root logger (the local host and tools call this once).
+
+    In Azure the worker owns the root handler; the context fields still travel in `fields`.
+    """
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if getattr(handler, "_structured", False):
+            return
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler._structured = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # The storage SDKs log every HTTP request at INFO, headers included.
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def invocation_scope(invocation_id: str | None, function_name: str | None = None) -> Iterator[None]:
+    tokens = (_invocation_id.set(invocation_id), _function_name.set(function_name))
+    try:
+        yield
+    finally:
+        _invocation_id.reset(tokens[0])
+        _function_name.reset(tokens[1])
+
+
+@contextlib.contextmanager
+def package_scope(package_ref: str | None) -> Iterator[None]:
+    token = _package_ref.set(package_ref)
+    try:
+        yield
+    finally:
+        _package_ref.reset(token)
+
+
+def current_package_ref() -> str | None:
+    return _package_ref.get()
+
+
+def current_invocation_id() -> str | None:
+    return _invocation_id.get()

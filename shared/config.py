@@ -118,6 +118,24 @@ class Settings:
         value = self.raw(name) or ""
         return [part.strip() for part in value.split(",") if part.strip()]
 
+    def connection(self, name: str) -> tuple[str | None, dict[str, str]]:
+        """A storage connection as the Functions host reads it.
+
+        Returns the connection string stored under `name` (local runs), or None and the
+        identity-based `name__*` settings (`blobServiceUri`, `queueServiceUri`, `tableServiceUri`,
+        `credential`, `clientId`) as a dict keyed by the part after `__`.
+        """
+        if name not in _BY_NAME:
+            raise KeyError(f"{name} is not a registered setting; add it to shared.config.SETTINGS")
+        value = self._env.get(name)
+        if value:
+            return value, {}
+        prefix = f"{name}__"
+        parts = {key[len(prefix):]: val for key, val in self._env.items() if key.startswith(prefix) and val}
+        if not parts:
+            raise MissingSetting(f"setting {name} (or identity-based {name}__*) is required")
+        return None, parts
+
     @cached_property
     def secret_values(self) -> tuple[str, ...]:
         """Values of every secret setting, for log redaction."""

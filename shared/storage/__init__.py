@@ -1,0 +1,1 @@
+"""Storage for the pipeline: clients from settings, names, and the table repositories."""

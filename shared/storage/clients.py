@@ -1,0 +1,122 @@
+"""Storage service clients built from the `DocumentStorage` connection settings.
+
+Locally the setting holds an Azurite connection string. In Azure it is identity-based
+(`DocumentStorage__blobServiceUri` and friends, with the app's managed identity), so no account
+key exists anywhere. Containers, tables and queues are created on first use in each process,
+because the local run and the tests start from empty storage; in Azure infra/ creates them and
+the calls are cheap no-ops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from functools import cached_property
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.queue import (
+    BinaryBase64DecodePolicy,
+    QueueClient,
+    QueueServiceClient,
+    TextBase64EncodePolicy,
+)
+
+from shared.config import Settings
+from shared.storage.names import DOCUMENT_STORAGE_CONNECTION
+
+_created: set[tuple[str, str, str]] = set()
+_created_lock = threading.Lock()
+
+
+def _identity_credential(parts: dict[str, str]) -> TokenCredential:
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if parts.get("credential", "").lower() == "managedidentity":
+        return ManagedIdentityCredential(client_id=parts.get("clientId"))
+    return DefaultAzureCredential()
+
+
+class StorageClients:
+    """The blob, queue and table service clients of one storage connection."""
+
+    def __init__(self, connection_string: str | None = None, identity_parts: dict[str, str] | None = None) -> None:
+        if not connection_string and not identity_parts:
+            raise ValueError("a connection string or identity-based settings are required")
+        self._connection_string = connection_string
+        self._identity_parts = identity_parts or {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, connection: str = DOCUMENT_STORAGE_CONNECTION) -> StorageClients:
+        connection_string, parts = settings.connection(connection)
+        return cls(connection_string, parts)
+
+    @property
+    def account_key_identity(self) -> str:
+        """Identifies the account, for the per-process cache of created resources."""
+        return self._connection_string or self._identity_parts.get("blobServiceUri", "")
+
+    @cached_property
+    def _credential(self) -> TokenCredential:
+        return _identity_credential(self._identity_parts)
+
+    @cached_property
+    def blob_service(self) -> BlobServiceClient:
+        if self._connection_string:
+            return BlobServiceClient.from_connection_string(self._connection_string)
+        return BlobServiceClient(self._identity_parts["blobServiceUri"], credential=self._credential)
+
+    @cached_property
+    def table_service(self) -> TableServiceClient:
+        if self._connection_string:
+            return TableServiceClient.from_connection_string(self._connection_string)
+        return TableServiceClient(self._identity_parts["tableServiceUri"], credential=self._credential)
+
+    @cached_property
+    def queue_service(self) -> QueueServiceClient:
+        # The Functions host reads and writes base64 messages (host.json messageEncoding), while the SDK
+        # defaults to plain text; the policies make our own sends and reads match the host.
+        policies: dict[str, Any] = {
+            "message_encode_policy": TextBase64EncodePolicy(),
+            "message_decode_policy": BinaryBase64DecodePolicy(),
+        }
+        if self._connection_string:
+            return QueueServiceClient.from_connection_string(self._connection_string, **policies)
+        return QueueServiceClient(self._identity_parts["queueServiceUri"], credential=self._credential, **policies)
+
+    def _first_use(self, kind: str, name: str) -> bool:
+        key = (self.account_key_identity, kind, name)
+        with _created_lock:
+            if key in _created:
+                return False
+            _created.add(key)
+            return True
+
+    def container(self, name: str) -> ContainerClient:
+        client = self.blob_service.get_container_client(name)
+        if self._first_use("container", name):
+            with contextlib.suppress(ResourceExistsError):
+                client.create_container()
+        return client
+
+    def table(self, name: str) -> TableClient:
+        if self._first_use("table", name):
+            self.table_service.create_table_if_not_exists(name)
+        return self.table_service.get_table_client(name)
+
+    def queue(self, name: str) -> QueueClient:
+        client = self.queue_service.get_queue_client(name)
+        if self._first_use("queue", name):
+            with contextlib.suppress(ResourceExistsError):
+                client.create_queue()
+        return client
+
+    def send_json(self, queue_name: str, payload: dict[str, Any], delay_s: int = 0) -> None:
+        """Enqueue one JSON message, visible after `delay_s` seconds."""
+        self.queue(queue_name).send_message(
+            json.dumps(payload, separators=(",", ":")), visibility_timeout=max(0, int(delay_s)) or None
+        )

@@ -1,0 +1,33 @@
+"""Names of every container, table and queue the app uses.
+
+Fixed names keep the bindings (which must name their paths at import time) and the code in step.
+infra/ creates each of them; a test checks it.
+"""
+
+INBOX_CONTAINER = "signing-inbox"
+BATCHES_CONTAINER = "signing-batches"
+SIGNED_CONTAINER = "signed-documents"
+ERRORS_CONTAINER = "signing-errors"
+CONFIG_CONTAINER = "signing-config"
+STAGING_CONTAINER = "package-staging"
+
+PACKAGES_TABLE = "SigningPackages"
+EVENTS_TABLE = "PackageEvents"
+SCHEDULE_TABLE = "PackageSchedule"
+RATE_LIMITS_TABLE = "RateLimits"
+SUBSCRIPTIONS_TABLE = "WebhookSubscriptions"
+
+PACKAGE_REQUESTS_QUEUE = "package-requests"
+STATUS_REFRESH_QUEUE = "status-refresh"
+ARCHIVE_REQUESTS_QUEUE = "archive-requests"
+WEBHOOK_EVENTS_QUEUE = "webhook-events"
+
+# The storage connection (app setting name) that every binding and client of the app uses.
+DOCUMENT_STORAGE_CONNECTION = "DocumentStorage"
+
+CONTAINERS = (INBOX_CONTAINER, BATCHES_CONTAINER, SIGNED_CONTAINER, ERRORS_CONTAINER, CONFIG_CONTAINER,
+              STAGING_CONTAINER)
+TABLES = (PACKAGES_TABLE, EVENTS_TABLE, SCHEDULE_TABLE, RATE_LIMITS_TABLE, SUBSCRIPTIONS_TABLE)
+QUEUES = (PACKAGE_REQUESTS_QUEUE, STATUS_REFRESH_QUEUE, ARCHIVE_REQUESTS_QUEUE, WEBHOOK_EVENTS_QUEUE)
+# Created by the Functions host when a message exhausts its retries; listed so infra documents them.
+POISON_QUEUES = tuple(f"{queue}-poison" for queue in QUEUES)

@@ -1,0 +1,168 @@
+"""The `SigningPackages` table: one row per package, keyed by our own packageRef.
+
+Every change goes through `PackageRepository.mutate`, an ETag-guarded read-modify-write loop, so
+concurrent callbacks, timers and workers never overwrite each other's changes, and the status
+rules in `shared.storage.status` hold whatever order events arrive in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.storage.status import PackageStatus
+
+ROW_KEY = "package"
+# packageRefs are used as PartitionKeys, in URLs and in blob paths: keep them to a safe alphabet.
+PACKAGE_REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,99}$")
+_JSON_FIELDS = ("spec", "signers", "reminder_policy", "archived_files", "subscribers")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_valid_package_ref(ref: str) -> bool:
+    return bool(PACKAGE_REF_PATTERN.match(ref))
+
+
+class PackageRecord(BaseModel):
+    """One package as we track it. Attribute names are snake_case; table properties PascalCase."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
+    ref: str
+    status: PackageStatus = PackageStatus.RECEIVED
+    source: str = ""  # inbox | batch | api
+    source_uri: str = ""  # container/blob of the input, for error reports and audits
+    spec: dict[str, Any] = Field(default_factory=dict)  # the validated package request (manifest shape)
+    connective_package_id: str | None = None
+    connective_status: str | None = None
+    signers: list[dict[str, Any]] = Field(default_factory=list)  # per-signer state from the last status read
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    pending_since: datetime | None = None
+    last_callback_at: datetime | None = None
+    last_status_read_at: datetime | None = None
+    callback_count: int = 0
+    reminder_policy: dict[str, Any] = Field(default_factory=dict)
+    reminder_count: int = 0
+    last_reminder_at: datetime | None = None
+    expiry_timestamp: datetime | None = None
+    extension_count: int = 0
+    archive_location: str | None = None
+    archived_files: list[dict[str, Any]] = Field(default_factory=list)
+    archived_at: datetime | None = None
+    final_reason: str | None = None  # rejection reason, revocation, failure text
+    last_error: str | None = None
+    error_report: str | None = None  # signing-errors/ blob of an InputRejected input
+    subscribers: list[str] = Field(default_factory=list)
+    etag: str | None = Field(default=None, exclude=True)
+
+    def to_entity(self) -> dict[str, Any]:
+        entity: dict[str, Any] = {"PartitionKey": self.ref, "RowKey": ROW_KEY}
+        for name, value in self.model_dump(exclude={"ref", "etag"}).items():
+            key = _pascal(name)
+            if name in _JSON_FIELDS:
+                entity[key + "Json"] = json.dumps(value, separators=(",", ":"), default=str)
+            elif isinstance(value, PackageStatus):
+                entity[key] = value.value
+            elif value is not None:
+                entity[key] = value
+        return entity
+
+    @classmethod
+    def from_entity(cls, entity: dict[str, Any]) -> PackageRecord:
+        data: dict[str, Any] = {"ref": entity["PartitionKey"]}
+        for name in cls.model_fields:
+            if name in ("ref", "etag"):
+                continue
+            key = _pascal(name)
+            if name in _JSON_FIELDS:
+                raw = entity.get(key + "Json")
+                if raw:
+                    data[name] = json.loads(raw)
+            elif key in entity and entity[key] is not None:
+                data[name] = entity[key]
+        record = cls.model_validate(data)
+        record.etag = entity.metadata.get("etag") if hasattr(entity, "metadata") else None
+        return record
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """The row changed under us more times than the retry loop allows."""
+
+
+class PackageRepository:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def get(self, ref: str) -> PackageRecord | None:
+        try:
+            return PackageRecord.from_entity(self._table.get_entity(ref, ROW_KEY))
+        except ResourceNotFoundError:
+            return None
+
+    def insert(self, record: PackageRecord) -> tuple[PackageRecord, bool]:
+        """Insert a new row. Returns (row, created); an existing row is returned as it is."""
+        try:
+            metadata = self._table.create_entity(record.to_entity())
+            record.etag = metadata.get("etag")
+            return record, True
+        except ResourceExistsError:
+            existing = self.get(record.ref)
+            if existing is None:  # deleted between the two calls: try once more
+                return self.insert(record)
+            return existing, False
+
+    def replace(self, record: PackageRecord) -> PackageRecord:
+        """Write the row if nobody changed it since it was read (its ETag)."""
+        record.updated_at = utcnow()
+        metadata = self._table.update_entity(
+            record.to_entity(), mode=UpdateMode.REPLACE, etag=record.etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+        record.etag = metadata.get("etag")
+        return record
+
+    def mutate(self, ref: str, change: Callable[[PackageRecord], bool], attempts: int = 8) -> PackageRecord | None:
+        """Apply `change` to the current row and write it, retrying on concurrent updates.
+
+        `change` edits the record in place and returns True when there is something to write.
+        Returns the row as stored (None when there is no row).
+        """
+        for _ in range(attempts):
+            record = self.get(ref)
+            if record is None:
+                return None
+            if not change(record):
+                return record
+            try:
+                return self.replace(record)
+            except HttpResponseError as error:
+                if error.status_code != 412:
+                    raise
+        raise ConcurrentUpdateError(f"package {ref} kept changing under {attempts} attempts")
+
+    def query(self, filter_expression: str, parameters: dict[str, Any] | None = None,
+              page_size: int = 100) -> Iterator[PackageRecord]:
+        """Rows matching an OData filter. Values always travel as parameters, never by formatting."""
+        for entity in self._table.query_entities(
+            filter_expression, parameters=parameters or {}, results_per_page=page_size
+        ):
+            yield PackageRecord.from_entity(entity)
+
+    def delete(self, ref: str) -> None:
+        self._table.delete_entity(ref, ROW_KEY)

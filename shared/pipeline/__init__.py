@@ -1,0 +1,1 @@
+"""The signing pipeline: intake, package creation, callbacks and archive."""

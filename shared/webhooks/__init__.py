@@ -1,0 +1,1 @@
+"""Outgoing webhook events for Power Automate and Logic Apps subscribers."""

@@ -43,6 +43,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONNECTIVE_RATE_WINDOW_S", "60", "Length of the rate window in seconds."),
     Setting("CONNECTIVE_RATE_LIMITER", "local",
             "`local` (one process) or `table` (shared by every instance, in Table Storage)."),
+    Setting("CONNECTIVE_RATE_LATENCY_MARGIN_S", "0.1",
+            "Seconds added to the rate window for the trip from token grant to arrival at the gateway."),
+    Setting("CONNECTIVE_RATE_LEASE_SIZE", "5", "Tokens the table limiter takes from the shared budget at once."),
+    Setting("CONNECTIVE_RATE_LEASE_VALIDITY_S", "2",
+            "Seconds a leased block of tokens stays usable; unused tokens then expire."),
+    Setting("CONNECTIVE_RATE_CLOCK_SKEW_S", "0.05",
+            "Extra seconds of clock disagreement tolerated between instances on top of the measured one."),
     # Callbacks from Connective.
     Setting("PUBLIC_BASE_URL", "http://127.0.0.1:7071",
             "Public base URL of this function app; callback URLs are built on it."),

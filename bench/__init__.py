@@ -1,0 +1,1 @@
+"""Benchmarks: each module measures one figure; `python -m bench` runs them all."""

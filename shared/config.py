@@ -46,7 +46,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONNECTIVE_RATE_LATENCY_MARGIN_S", "0.1",
             "Seconds added to the rate window for the trip from token grant to arrival at the gateway."),
     Setting("CONNECTIVE_RATE_LEASE_SIZE", "5", "Tokens the table limiter takes from the shared budget at once."),
-    Setting("CONNECTIVE_RATE_LEASE_VALIDITY_S", "2",
+    Setting("CONNECTIVE_RATE_LEASE_VALIDITY_S", "1",
             "Seconds a leased block of tokens stays usable; unused tokens then expire."),
     Setting("CONNECTIVE_RATE_CLOCK_SKEW_S", "0.05",
             "Extra seconds of clock disagreement tolerated between instances on top of the measured one."),

@@ -1,0 +1,357 @@
+"""The connection's rate budget shared by every instance, kept in the Table `RateLimits`.
+
+One entity per connection holds a sliding log of leases: blocks of tokens an instance took from
+the budget. Writes are guarded by the entity's ETag (optimistic concurrency), so two instances
+never both spend the same room. No library offers a strict sliding-window limiter on Table
+Storage (token buckets allow bursts the gateway refuses), hence this module.
+
+Why the rule holds. A lease granted at reference time `s` may be spent during its validity V,
+and its calls arrive at the gateway up to a latency margin L later: its calls land somewhere in
+[s, s + V + L]. A window of W seconds can touch two such intervals only if their starts are less
+than W + V + L apart (the "horizon"). A lease is written only if, together with every logged lease
+whose start lies within the horizon of its own (on either side), it stays within the budget N.
+For any window, the last-written lease among those it touches saw all the others (ETag
+serialises writes) and they all start within the horizon of its start, so the window holds at
+most N calls, however late each token is used.
+
+Clock skew. Instances do not trust their own clocks: each one maps its monotonic clock onto the
+Table service's clock, measured from the `Date` header of every response (see `ServiceClock`).
+Every lease records how uncertain its start is, and two leases are compared with both
+uncertainties added to the horizon, plus the configured floor `clock_skew_s`. A misset instance
+clock therefore costs nothing; only the (small) measurement uncertainty costs budget.
+
+Table unreachable: fail closed. Every caller can already handle `RateLimitDeferred` (queue
+work comes back later, callbacks are refreshed later), so `RateLimiterUnavailable` (a
+`RateLimitDeferred`) is raised instead of sending. A local fallback at 1/N of the budget was
+rejected: the number of instances is unknown during an outage (the platform may scale out), so
+no local share is safe, and the pipeline's queues and tables live in the same storage account,
+so there is little useful work to do meanwhile. A lease already held is still spent until it
+expires, because its tokens are accounted for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.core.pipeline import PipelineResponse
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.config import Settings
+from shared.connective.ratelimit import RateLimitDeferred, RateLimiterUnavailable
+from shared.logging import get_logger, log_event
+from shared.storage.names import RATE_LIMITS_TABLE
+
+_ROW_KEY = "sliding-log"
+# A Date header states whole seconds; until the first one is read an instance knows nothing better.
+_UNMEASURED_UNCERTAINTY_S = 1.0
+# ETag conflicts in a row before giving up for this attempt (other instances are making progress).
+_MAX_CONFLICTS = 8
+# Retry hint when a caller gives up while another thread of the instance is still at the table.
+_MIN_RETRY_S = 0.1
+
+_logger = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A block of `count` tokens granted at `start` (service clock, epoch s), ± `uncertainty_s`."""
+
+    start: float
+    count: int
+    uncertainty_s: float
+
+    def to_json(self) -> list[float]:
+        return [round(self.start, 4), self.count, round(self.uncertainty_s, 4)]
+
+    @classmethod
+    def from_json(cls, item: list[float]) -> Lease:
+        return cls(float(item[0]), int(item[1]), float(item[2]))
+
+
+class ServiceClock:
+    """Maps a local monotonic clock onto the Table service's clock.
+
+    Each response's `Date` (whole seconds, truncated) was stamped between sending at local time
+    q and receiving at local time r, so the offset local - service lies in (q - D - 1, r - D].
+    Intersecting these intervals over recent samples narrows the offset to about the round trip
+    time within a few seconds of traffic. Samples age out so slow drift is followed; samples that
+    contradict each other (a stepped clock) restart the estimate from the newest one.
+    """
+
+    def __init__(self, clock: Callable[[], float], floor_s: float, sample_life_s: float = 300.0) -> None:
+        self._clock = clock
+        self._floor_s = floor_s
+        self._sample_life_s = sample_life_s
+        self._samples: deque[tuple[float, float, float]] = deque()
+        self._lock = threading.Lock()
+
+    def observe(self, sent: float, received: float, service_date: float) -> None:
+        with self._lock:
+            self._samples.append((received, sent - service_date - 1.0, received - service_date))
+            while self._samples and self._samples[0][0] < received - self._sample_life_s:
+                self._samples.popleft()
+            if self._bounds() is None:
+                self._samples = deque([self._samples[-1]])
+
+    def _bounds(self) -> tuple[float, float] | None:
+        low = max(sample[1] for sample in self._samples)
+        high = min(sample[2] for sample in self._samples)
+        return (low, high) if low <= high else None
+
+    def now(self) -> tuple[float, float, float]:
+        """(local time, estimated service time, uncertainty of that estimate in seconds)."""
+        local = self._clock()
+        with self._lock:
+            bounds = self._bounds() if self._samples else None
+        if bounds is None:
+            return local, local, _UNMEASURED_UNCERTAINTY_S + self._floor_s
+        low, high = bounds
+        return local, local - (low + high) / 2, (high - low) / 2 + self._floor_s
+
+
+def entity_keys(connection_key: str) -> tuple[str, str]:
+    """PartitionKey and RowKey of a connection's entity; hashed, since URLs hold characters keys forbid."""
+    return hashlib.sha256(connection_key.encode("utf-8")).hexdigest(), _ROW_KEY
+
+
+class TableRateLimiter:
+    """At most `calls` calls in any `window_s` across every instance that shares the table."""
+
+    def __init__(
+        self,
+        table_client_or_connection_string: TableClient | str,
+        connection_key: str,
+        calls: int,
+        window_s: float,
+        lease_size: int = 5,
+        *,
+        lease_validity_s: float = 1.0,
+        latency_margin_s: float = 0.1,
+        clock_skew_s: float = 0.05,
+        request_timeout_s: float = 5.0,
+        unavailable_retry_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if calls < 1 or window_s <= 0 or lease_size < 1 or lease_validity_s <= 0:
+            raise ValueError("calls, window, lease size and lease validity must be positive")
+        if isinstance(table_client_or_connection_string, str):
+            self._table = TableClient.from_connection_string(table_client_or_connection_string, RATE_LIMITS_TABLE)
+        else:
+            self._table = table_client_or_connection_string
+        self._partition_key, self._row_key = entity_keys(connection_key)
+        self.calls = calls
+        self.window_s = window_s
+        self._lease_size = lease_size
+        self._lease_validity_s = lease_validity_s
+        self._horizon_s = window_s + lease_validity_s + latency_margin_s
+        self._request_options: dict[str, Any] = {
+            "connection_timeout": request_timeout_s, "read_timeout": request_timeout_s, "retry_total": 1,
+        }
+        self._unavailable_retry_s = unavailable_retry_s
+        self._clock = clock
+        self._sleep = sleep
+        self.service_clock = ServiceClock(clock, clock_skew_s)
+        self._condition = threading.Condition()
+        self._tokens = 0
+        self._lease_granted = 0
+        self._lease_expires = 0.0
+        # Local clock times before which a table round trip is known to be pointless.
+        self._no_room_until = 0.0
+        self._unavailable_until = 0.0
+        self._fetching = False
+        self._next_lease = 1
+
+    # -- the RateLimiter protocol -------------------------------------------------------------
+
+    def acquire(self, max_wait_s: float) -> None:
+        deadline = self._clock() + max_wait_s
+        with self._condition:
+            while True:
+                now = self._clock()
+                if self._tokens > 0 and now < self._lease_expires:
+                    self._tokens -= 1
+                    return
+                if now < self._unavailable_until:
+                    raise RateLimiterUnavailable(self._unavailable_until - now, "the rate limit table is unreachable")
+                if self._fetching:
+                    # Another thread is at the table for this instance; its lease serves us too.
+                    if now >= deadline:
+                        raise RateLimitDeferred(max(self._no_room_until - now, _MIN_RETRY_S))
+                    self._condition.wait(timeout=deadline - now)
+                elif now < self._no_room_until:
+                    if self._no_room_until > deadline:
+                        raise RateLimitDeferred(self._no_room_until - now)
+                    self._sleep_unlocked(self._no_room_until - now)
+                else:
+                    self._fetch_lease()
+
+    def _sleep_unlocked(self, seconds: float) -> None:
+        self._condition.release()
+        try:
+            self._sleep(seconds)
+        finally:
+            self._condition.acquire()
+
+    # -- leasing --------------------------------------------------------------------------------
+
+    def _fetch_lease(self) -> None:
+        """One table transaction on behalf of every waiting thread; called with the condition held."""
+        want = self._lease_request_size()
+        self._fetching = True
+        self._condition.release()
+        error: AzureError | None = None
+        try:
+            granted, lease_start_local, wait_s = self._lease_from_table(want)
+        except AzureError as caught:
+            error = caught
+        finally:
+            self._condition.acquire()
+            self._fetching = False
+            self._condition.notify_all()
+        if error is not None:
+            self._unavailable_until = self._clock() + self._unavailable_retry_s
+            log_event(_logger, "ratelimit.table_unavailable", logging.WARNING,
+                      error=type(error).__name__, retry_after_s=self._unavailable_retry_s)
+            raise RateLimiterUnavailable(
+                self._unavailable_retry_s, f"the rate limit table is unreachable ({type(error).__name__})"
+            ) from error
+        if granted:
+            self._tokens = self._lease_granted = granted
+            self._lease_expires = lease_start_local + self._lease_validity_s
+            self._no_room_until = 0.0
+        else:
+            self._no_room_until = self._clock() + wait_s
+
+    def _lease_request_size(self) -> int:
+        """Grow the block while leases are used up, shrink it to what was used when they expire.
+
+        Tokens that expire unused still counted against the budget; a quiet instance asking for
+        full blocks would make the fleet defer calls while the gateway sits idle.
+        """
+        if self._lease_granted:
+            unused = self._tokens
+            if unused == 0:
+                self._next_lease = min(self._lease_size, 2 * self._lease_granted)
+            else:
+                self._next_lease = max(1, self._lease_granted - unused)
+        self._tokens = self._lease_granted = 0
+        return self._next_lease
+
+    def _lease_from_table(self, want: int) -> tuple[int, float, float]:
+        """(tokens granted, local time the lease starts, seconds until room when none were granted)."""
+        for _ in range(_MAX_CONFLICTS):
+            entity = self._read_entity()
+            local, start, uncertainty = self.service_clock.now()
+            leases = _decode(entity)
+            live = [lease for lease in leases if not self._obsolete(lease, start, uncertainty)]
+            overlapping = [lease for lease in live if self._overlaps(lease, start, uncertainty)]
+            room = self.calls - sum(lease.count for lease in overlapping)
+            if room < 1:
+                return 0, local, self._seconds_until_room(overlapping, start, uncertainty, 1 - room)
+            lease = Lease(start, min(want, room), uncertainty)
+            if self._write_entity(entity, [*live, lease]):
+                return lease.count, local, 0.0
+        log_event(_logger, "ratelimit.contention", logging.INFO, conflicts=_MAX_CONFLICTS)
+        return 0, self._clock(), 0.05
+
+    def _overlaps(self, lease: Lease, start: float, uncertainty: float) -> bool:
+        return abs(start - lease.start) < self._horizon_s + lease.uncertainty_s + uncertainty
+
+    def _obsolete(self, lease: Lease, start: float, uncertainty: float) -> bool:
+        # A full extra horizon of slack: later leases of other instances may start a little earlier.
+        return start - lease.start > 2 * self._horizon_s + lease.uncertainty_s + uncertainty
+
+    def _seconds_until_room(self, overlapping: list[Lease], start: float, uncertainty: float, needed: int) -> float:
+        freed = 0
+        for lease in sorted(overlapping, key=lambda item: item.start + item.uncertainty_s):
+            freed += lease.count
+            if freed >= needed:
+                return max(0.0, lease.start + self._horizon_s + lease.uncertainty_s + uncertainty - start)
+        return self._horizon_s
+
+    # -- table access ---------------------------------------------------------------------------
+
+    def _call(self, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one table operation, feeding the response's Date header to the service clock."""
+        sent = self._clock()
+        dates: list[float] = []
+
+        def record_date(response: PipelineResponse[Any, Any]) -> None:
+            header = response.http_response.headers.get("Date")
+            if header:
+                with contextlib.suppress(TypeError, ValueError):
+                    dates.append(parsedate_to_datetime(header).timestamp())
+
+        try:
+            return operation(*args, raw_response_hook=record_date, **self._request_options, **kwargs)
+        finally:
+            if dates:
+                self.service_clock.observe(sent, self._clock(), dates[-1])
+
+    def _read_entity(self) -> dict[str, Any] | None:
+        """The connection's entity (its ETag and lease log), or None when it does not exist yet."""
+        try:
+            entity = self._call(self._table.get_entity, self._partition_key, self._row_key)
+        except ResourceNotFoundError as error:
+            if getattr(error, "error_code", None) == "TableNotFound":
+                with contextlib.suppress(ResourceExistsError):
+                    self._call(self._table.create_table)
+            return None
+        return {"etag": entity.metadata["etag"], "Leases": entity.get("Leases", "[]")}
+
+    def _write_entity(self, current: dict[str, Any] | None, leases: list[Lease]) -> bool:
+        """Replace the log if nobody wrote since it was read; False on a lost race."""
+        entity = {
+            "PartitionKey": self._partition_key, "RowKey": self._row_key,
+            "Leases": json.dumps([lease.to_json() for lease in leases], separators=(",", ":")),
+            "Calls": self.calls, "WindowS": self.window_s,
+        }
+        try:
+            if current is None:
+                self._call(self._table.create_entity, entity)
+            else:
+                self._call(self._table.update_entity, entity, mode=UpdateMode.REPLACE,
+                           etag=current["etag"], match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceExistsError, ResourceNotFoundError):
+            return False
+        return True
+
+
+def _decode(entity: dict[str, Any] | None) -> list[Lease]:
+    if entity is None:
+        return []
+    return [Lease.from_json(item) for item in json.loads(entity["Leases"] or "[]")]
+
+
+def table_limiter_from_settings(
+    settings: Settings, connection_key: str, calls: int, window_s: float, latency_margin_s: float
+) -> TableRateLimiter:
+    # The storage clients module owns connection strings versus identity-based settings.
+    from shared.storage.clients import StorageClients
+
+    table = StorageClients.from_settings(settings).table(RATE_LIMITS_TABLE)
+    return TableRateLimiter(
+        table, connection_key, calls, window_s,
+        lease_size=settings.get_int("CONNECTIVE_RATE_LEASE_SIZE"),
+        lease_validity_s=settings.get_float("CONNECTIVE_RATE_LEASE_VALIDITY_S"),
+        latency_margin_s=latency_margin_s,
+        clock_skew_s=settings.get_float("CONNECTIVE_RATE_CLOCK_SKEW_S"),
+    )

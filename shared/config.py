@@ -41,6 +41,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONNECTIVE_RETRY_TOTAL_S", "120", "Upper bound on the time one call spends retrying."),
     Setting("CONNECTIVE_RATE_CALLS", "100", "Calls allowed per window for this connection."),
     Setting("CONNECTIVE_RATE_WINDOW_S", "60", "Length of the rate window in seconds."),
+    Setting("CONNECTIVE_MULTIPART_THRESHOLD_KB", "1024",
+            "Documents of this size (KB) or more are uploaded as multipart/form-data, smaller ones as base64 JSON."),
     Setting("CONNECTIVE_RATE_LIMITER", "local",
             "`local` (one process) or `table` (shared by every instance, in Table Storage)."),
     Setting("CONNECTIVE_RATE_LATENCY_MARGIN_S", "0.1",
@@ -79,8 +81,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAINTENANCE_RATE_SHARE", "0.3", "Largest share of the rate budget the timer may use."),
     Setting("MAINTENANCE_TIME_BUDGET_S", "240", "A run stops starting new work after this many seconds."),
     # HTTP API and webhooks.
-    Setting("WEBHOOK_SIGNING_SECRET", None, "HMAC-SHA256 secret that signs webhook deliveries.", secret=True),
+    Setting("WEBHOOK_SIGNING_SECRET", None,
+            "Comma-separated HMAC-SHA256 secrets that sign webhook deliveries; each adds a v1= signature (rotation).",
+            secret=True),
     Setting("WEBHOOK_MAX_ATTEMPTS", "6", "Delivery attempts before a webhook event is dead-lettered."),
+    Setting("WEBHOOK_RETRY_BASE_S", "30", "Delay before the second delivery attempt; it doubles for each further one."),
+    Setting("WEBHOOK_RETRY_MAX_S", "3600", "Longest delay between two delivery attempts, in seconds."),
     Setting("WEBHOOK_ALLOW_LOOPBACK", "false", "Allow http and loopback subscriber URLs (local runs only)."),
     Setting("API_MAX_BODY_MB", "40", "Largest HTTP API request body, in MB."),
 )

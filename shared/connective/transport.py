@@ -1,0 +1,192 @@
+"""One call to Connective: rate token, request, retries, error mapping, and one log line per attempt.
+
+Every attempt, retries included, first takes a token from the connection's limiter. An attempt that
+fails is tried again only when `RetryPolicy` allows it for the operation (see `operations.Replay`),
+within `RetryConfig.max_attempts` and `RetryConfig.total_s`. A 429 waits as Retry-After says, but
+never longer than the caller is willing to wait for a rate token: past that the caller gets
+`ThrottledError` with the wait, so queue work can come back later instead of holding a worker.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from shared.connective.config import ConnectiveConfig
+from shared.connective.errors import (
+    AmbiguousCreateError,
+    AmbiguousRequestError,
+    ConnectiveError,
+    ConnectiveHTTPError,
+    TransportError,
+    error_from_response,
+)
+from shared.connective.operations import ApiVersion, Operation, Replay
+from shared.connective.ratelimit import RateLimiter
+from shared.connective.retry import Clock, RetryPolicy, Verdict, request_was_sent, retry_after_s
+from shared.connective.uploads import RequestBody
+from shared.logging import get_logger, log_event, register_secrets
+
+logger = get_logger("shared.connective")
+
+_MAX_ERROR_BODY_BYTES = 64 * 1024
+
+
+def build_session(config: ConnectiveConfig) -> requests.Session:
+    session = requests.Session()
+    # max_retries=0: urllib3 must not repeat anything on its own; `Transport` decides.
+    adapter = HTTPAdapter(pool_connections=config.pool_connections, pool_maxsize=config.pool_maxsize, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.auth = (config.username, config.password)
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+def register_connection_secrets(config: ConnectiveConfig) -> None:
+    token = base64.b64encode(f"{config.username}:{config.password}".encode()).decode("ascii")
+    register_secrets([config.password, token])
+
+
+@dataclass
+class _Attempt:
+    number: int
+    started: float
+
+
+class Transport:
+    """Sends the requests of one connection; shared by the clients made with `with_rate_wait`."""
+
+    def __init__(self, config: ConnectiveConfig, limiter: RateLimiter, *, session: requests.Session | None = None,
+                 clock: Clock | None = None, policy: RetryPolicy | None = None) -> None:
+        self.config = config
+        self.limiter = limiter
+        self.session = session or build_session(config)
+        self.clock = clock or Clock()
+        self.policy = policy or RetryPolicy(config.retry)
+        register_connection_secrets(config)
+
+    def url(self, operation: Operation, path: str) -> str:
+        base = self.config.base_url_v31 if operation.version is ApiVersion.V31 else self.config.base_url
+        return base + path
+
+    def call(self, operation: Operation, *, path_params: dict[str, str] | None = None,
+             query: dict[str, Any] | None = None, body: RequestBody | None = None, stream: bool = False,
+             rate_wait_s: float, accept: str | None = None) -> requests.Response:
+        """The successful response (body read unless `stream`), or the error the policy settles on."""
+        path_params = path_params or {}
+        url = self.url(operation, operation.render(**path_params))
+        headers = {"Accept": accept} if accept else {}
+        context = {"operation": operation.name, "method": operation.method, "path": operation.path,
+                   "package_id": path_params.get("package_id") or path_params.get("correlation_id")}
+        first_sent_at: float | None = None
+        possibly_applied = False
+        number = 0
+        while True:
+            number += 1
+            remaining = self._remaining_s(first_sent_at)
+            self.limiter.acquire(rate_wait_s if first_sent_at is None else min(rate_wait_s, remaining))
+            attempt = _Attempt(number, time.perf_counter())
+            if first_sent_at is None:
+                first_sent_at = self.clock.monotonic()
+            if body is not None and not body.can_resend():
+                raise TransportError(f"{operation.name}: the document stream cannot be sent again",
+                                     operation=operation.name)
+            data, body_headers = body.open() if body is not None else (None, {})
+            try:
+                response = self.session.request(
+                    operation.method, url, params=query, data=data, headers={**headers, **body_headers},
+                    timeout=self.config.timeout, stream=True)
+                if response.status_code < 400 and not stream:
+                    response.content  # noqa: B018 - read the body inside the attempt, so a read timeout retries
+            except requests.RequestException as exc:
+                sent = request_was_sent(exc)
+                verdict = self.policy.for_exception(sent, operation.replay)
+                error: ConnectiveError = self._transport_error(operation, exc, verdict, sent)
+                possibly_applied = possibly_applied or sent
+                delay = self._retry_delay(verdict, number, first_sent_at, None)
+                self._log(context, attempt, status=None, error_code=type(exc).__name__, retry_in_s=delay)
+                if delay is None:
+                    raise error from exc
+                self.clock.sleep(delay)
+                continue
+
+            status = response.status_code
+            if status < 400:
+                self._log(context, attempt, status=status, error_code=None, retry_in_s=None)
+                return response
+            http_error = self._http_error(operation, response, possibly_applied)
+            verdict = self.policy.for_status(status, operation.replay)
+            retry_after = http_error.retry_after if status in (429, 503) else None
+            delay = self._retry_delay(verdict, number, first_sent_at, retry_after, rate_wait_s)
+            self._log(context, attempt, status=status, error_code=http_error.error_code, retry_in_s=delay)
+            if verdict is Verdict.AMBIGUOUS:
+                raise self._ambiguous(operation, f"HTTP {status} after the request was sent", status) from http_error
+            if delay is None:
+                raise http_error
+            if status in (500, 502, 504):
+                possibly_applied = True
+            self.clock.sleep(delay)
+
+    def _remaining_s(self, first_sent_at: float | None) -> float:
+        if first_sent_at is None:
+            return self.config.retry.total_s
+        return max(0.0, self.config.retry.total_s - (self.clock.monotonic() - first_sent_at))
+
+    def _retry_delay(self, verdict: Verdict, number: int, first_sent_at: float | None,
+                     retry_after: float | None, rate_wait_s: float | None = None) -> float | None:
+        """Seconds to wait before the next attempt, or None when this attempt's error is final."""
+        if verdict is not Verdict.RETRY or number >= self.config.retry.max_attempts:
+            return None
+        delay = retry_after if retry_after is not None else self.policy.backoff_s(number)
+        if delay > self._remaining_s(first_sent_at):
+            return None
+        if retry_after is not None and rate_wait_s is not None and retry_after > rate_wait_s:
+            return None  # the caller would rather come back later than wait this long
+        return delay
+
+    def _http_error(self, operation: Operation, response: requests.Response,
+                    possibly_applied: bool) -> ConnectiveHTTPError:
+        try:
+            body = response.raw.read(_MAX_ERROR_BODY_BYTES, decode_content=True) or b""
+        except Exception:  # the error status is the answer; an unreadable body must not hide it
+            body = b""
+        finally:
+            response.close()
+        retry_after = retry_after_s(response.headers.get("Retry-After"))
+        if response.status_code == 429 and retry_after is None:
+            retry_after = self.policy.backoff_s(1)
+        return error_from_response(response.status_code, body, reason=response.reason or "",
+                                   retry_after=retry_after, operation=operation.name,
+                                   possibly_applied=possibly_applied)
+
+    def _transport_error(self, operation: Operation, exc: Exception, verdict: Verdict, sent: bool) -> ConnectiveError:
+        if verdict is Verdict.AMBIGUOUS:
+            return self._ambiguous(operation, f"{type(exc).__name__} after the request was sent", None)
+        stage = "after the request was sent" if sent else "before the request was sent"
+        return TransportError(f"{operation.name}: {type(exc).__name__} {stage}", operation=operation.name)
+
+    @staticmethod
+    def _ambiguous(operation: Operation, what: str, status: int | None) -> AmbiguousRequestError:
+        if operation.replay is Replay.CREATE:
+            return AmbiguousCreateError(
+                f"{operation.name}: {what}; it may or may not have been created. Not repeated: reconcile by "
+                f"ExternalPackageReference before creating again", operation=operation.name, status=status)
+        return AmbiguousRequestError(
+            f"{operation.name}: {what}; it may or may not have been applied. Not repeated: re-read the package "
+            f"before calling again", operation=operation.name, status=status)
+
+    @staticmethod
+    def _log(context: dict[str, Any], attempt: _Attempt, *, status: int | None, error_code: str | None,
+             retry_in_s: float | None) -> None:
+        ok = status is not None and status < 400
+        log_event(logger, "connective.call", logging.INFO if ok else logging.WARNING, **context,
+                  status=status, duration_ms=round((time.perf_counter() - attempt.started) * 1000, 1),
+                  attempt=attempt.number, error_code=error_code,
+                  retry_in_s=None if retry_in_s is None else round(retry_in_s, 3))

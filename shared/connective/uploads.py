@@ -1,0 +1,159 @@
+"""Request bodies: JSON, and multipart/form-data streamed from a document source.
+
+Add Document and Create Instant Package take the document either as base64 inside the JSON body or
+as multipart parts `Data` (the JSON metadata) and `Document` (the bytes). Base64 JSON holds the whole
+document in memory twice and a third larger, so only small byte strings go that way; streams and large
+byte strings go as multipart, read from the source in small blocks while the request is sent.
+
+A body must be sendable again for a retry. Bytes always are; a seekable stream is rewound; a callable
+source is called again for a fresh stream. A stream that can do none of these is sent once: a retry
+is possible only while not a byte of it has been read.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from collections.abc import Callable
+from typing import IO, Any, Protocol
+
+from requests_toolbelt.multipart.encoder import MultipartEncoder
+
+DocumentSource = bytes | bytearray | memoryview | IO[bytes] | Callable[[], IO[bytes]]
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+class RequestBody(Protocol):
+    def open(self) -> tuple[Any, dict[str, str]]:
+        """The body to send for one attempt, and its headers."""
+        ...
+
+    def can_resend(self) -> bool:
+        ...
+
+
+class JsonBody:
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self._data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def open(self) -> tuple[Any, dict[str, str]]:
+        return self._data, {"Content-Type": JSON_CONTENT_TYPE}
+
+    def can_resend(self) -> bool:
+        return True
+
+
+class _SizedReader:
+    """Reads exactly `length` bytes of a stream; `len` (what the multipart encoder asks) is what is left."""
+
+    def __init__(self, stream: IO[bytes], length: int) -> None:
+        self._stream = stream
+        self.len = length
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.len <= 0:
+            return b""
+        size = self.len if size is None or size < 0 else min(size, self.len)
+        chunk = self._stream.read(size)
+        if not chunk:
+            raise ValueError(f"the document stream ended {self.len} bytes before its declared length")
+        self.len -= len(chunk)
+        self.bytes_read += len(chunk)
+        return chunk
+
+
+def _stream_length(stream: IO[bytes]) -> int | None:
+    """Bytes from the stream's position to its end, when the stream can tell."""
+    try:
+        if stream.seekable():
+            position = stream.tell()
+            end = stream.seek(0, os.SEEK_END)
+            stream.seek(position)
+            return end - position
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
+
+
+def _is_seekable(stream: IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, ValueError):
+        return False
+
+
+class MultipartBody:
+    """`Data` (JSON) + `Document` (+ optional `Representation`) parts, encoded as they are sent."""
+
+    def __init__(self, metadata: dict[str, Any], document: DocumentSource, *, length: int | None = None,
+                 filename: str = "document.pdf", content_type: str = "application/pdf",
+                 representation: bytes | None = None) -> None:
+        self._metadata = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+        self._filename = filename
+        self._content_type = content_type
+        self._representation = representation
+        self._opener: Callable[[], IO[bytes]] | None = None
+        self._stream: IO[bytes] | None = None
+        self._start = 0
+        if isinstance(document, bytes | bytearray | memoryview):
+            buffer = bytes(document) if not isinstance(document, bytes) else document
+            self._opener = lambda: io.BytesIO(buffer)
+            length = len(buffer)
+        elif callable(document):
+            self._opener = document
+        else:
+            self._stream = document
+            if _is_seekable(document):
+                self._start = document.tell()
+        if length is None and self._stream is not None:
+            length = _stream_length(self._stream)
+        if length is None:
+            raise ValueError("the document's length is unknown: pass document_length with a stream that cannot seek")
+        self.length = length
+        self._reader: _SizedReader | None = None
+
+    def open(self) -> tuple[Any, dict[str, str]]:
+        if self._opener is not None:
+            stream = self._opener()
+        else:
+            assert self._stream is not None
+            if self._reader is not None:
+                if _is_seekable(self._stream):
+                    self._stream.seek(self._start)
+                elif self._reader.bytes_read:
+                    raise RuntimeError("the document stream was partly sent and cannot be rewound")
+            stream = self._stream
+        self._reader = _SizedReader(stream, self.length)
+        fields: list[tuple[str, Any]] = [
+            ("Data", (None, self._metadata, JSON_CONTENT_TYPE)),
+            ("Document", (self._filename, self._reader, self._content_type)),
+        ]
+        if self._representation is not None:
+            fields.append(("Representation", ("representation.pdf", io.BytesIO(self._representation),
+                                              "application/pdf")))
+        encoder = MultipartEncoder(fields=fields)
+        return encoder, {"Content-Type": encoder.content_type}
+
+    def can_resend(self) -> bool:
+        if self._opener is not None or self._reader is None:
+            return True
+        assert self._stream is not None
+        return _is_seekable(self._stream) or self._reader.bytes_read == 0
+
+
+def document_body(metadata: dict[str, Any], document: DocumentSource, *, threshold_bytes: int,
+                  length: int | None = None, filename: str = "document.pdf",
+                  representation: bytes | None = None) -> RequestBody:
+    """Base64 JSON for byte strings under the threshold, multipart for everything else."""
+    content_type = str(metadata.get("DocumentType") or "application/pdf")
+    if isinstance(document, bytes | bytearray | memoryview) and len(document) < threshold_bytes:
+        payload = {**metadata, "Document": base64.b64encode(document).decode("ascii")}
+        if representation is not None:
+            payload["Representation"] = base64.b64encode(representation).decode("ascii")
+        return JsonBody(payload)
+    return MultipartBody(metadata, document, length=length, filename=filename, content_type=content_type,
+                         representation=representation)

@@ -1,0 +1,170 @@
+// The function app on Flex Consumption with its user-assigned identity, and every app setting the
+// code reads (shared.config.SETTINGS; tests/infra checks that each one is set here by name).
+param planName string
+param appName string
+param location string
+param tags object
+param identityId string
+param identityClientId string
+param hostStorageName string
+param deploymentContainer string
+param documentStorageName string
+param keyVaultName string
+param appInsightsConnectionString string
+param pythonVersion string
+param maximumInstanceCount int
+param instanceMemoryMB int
+param connectiveBaseUrl string
+param connectiveRateCalls int
+param connectiveRateWindowSeconds int
+param deleteAfterArchive bool
+
+resource hostStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostStorageName
+}
+
+resource documentStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: documentStorageName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: appName
+  location: location
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    keyVaultReferenceIdentity: identityId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${hostStorage.properties.primaryEndpoints.blob}${deploymentContainer}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    }
+  }
+}
+
+// Deployments use Entra ID; publishing with a user name and password stays off.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+var keyVaultPrefix = '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName='
+
+// A separate resource so that PUBLIC_BASE_URL can use the host name Azure gave the site.
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: {
+    // Host storage, identity-based (no keys, no connection strings).
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
+    AzureWebJobsStorage__blobServiceUri: hostStorage.properties.primaryEndpoints.blob
+    AzureWebJobsStorage__queueServiceUri: hostStorage.properties.primaryEndpoints.queue
+    AzureWebJobsStorage__tableServiceUri: hostStorage.properties.primaryEndpoints.table
+    // Document storage, identity-based; the bindings and shared.storage.clients use this prefix.
+    DocumentStorage__credential: 'managedidentity'
+    DocumentStorage__clientId: identityClientId
+    DocumentStorage__blobServiceUri: documentStorage.properties.primaryEndpoints.blob
+    DocumentStorage__queueServiceUri: documentStorage.properties.primaryEndpoints.queue
+    DocumentStorage__tableServiceUri: documentStorage.properties.primaryEndpoints.table
+    // Telemetry with Entra ID auth (local auth is off on the component).
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // Connective connection.
+    CONNECTIVE_BASE_URL: connectiveBaseUrl
+    CONNECTIVE_USERNAME: '${keyVaultPrefix}CONNECTIVE-USERNAME)'
+    CONNECTIVE_PASSWORD: '${keyVaultPrefix}CONNECTIVE-PASSWORD)'
+    CONNECTIVE_CONNECT_TIMEOUT_S: '5'
+    CONNECTIVE_READ_TIMEOUT_S: '60'
+    CONNECTIVE_RETRY_MAX_ATTEMPTS: '6'
+    CONNECTIVE_RETRY_TOTAL_S: '120'
+    CONNECTIVE_RATE_CALLS: string(connectiveRateCalls)
+    CONNECTIVE_RATE_WINDOW_S: string(connectiveRateWindowSeconds)
+    // Every instance draws from one budget, kept in the RateLimits table.
+    CONNECTIVE_RATE_LIMITER: 'table'
+    // Callbacks from Connective.
+    PUBLIC_BASE_URL: 'https://${site.properties.defaultHostName}'
+    CALLBACK_SECRETS: '${keyVaultPrefix}CALLBACK-SECRETS)'
+    CALLBACK_FUNCTION_KEY: '${keyVaultPrefix}CALLBACK-FUNCTION-KEY)'
+    // Intake. Flex Consumption runs blob triggers from Event Grid only.
+    BLOB_TRIGGER_SOURCE: 'EventGrid'
+    INTAKE_MAX_DOCUMENT_MB: '150'
+    ROUTING_PROFILES: ''
+    DEFAULT_DOCUMENT_LANGUAGE: 'en'
+    // Archive.
+    DELETE_AFTER_ARCHIVE: string(deleteAfterArchive)
+    // Scheduled upkeep (NCRONTAB, UTC: Flex Consumption has no time zone setting).
+    MAINTENANCE_SCHEDULE: '0 */5 * * * *'
+    REMINDER_FIRST_AFTER_H: '48'
+    REMINDER_EVERY_H: '48'
+    REMINDER_MAX_COUNT: '3'
+    EXPIRY_WINDOW_H: '24'
+    EXPIRY_EXTEND_DAYS: '7'
+    EXPIRY_MAX_EXTENSIONS: '2'
+    RECONCILE_AFTER_H: '6'
+    MAINTENANCE_RATE_SHARE: '0.3'
+    MAINTENANCE_TIME_BUDGET_S: '240'
+    // HTTP API and webhooks.
+    WEBHOOK_SIGNING_SECRET: '${keyVaultPrefix}WEBHOOK-SIGNING-SECRET)'
+    WEBHOOK_MAX_ATTEMPTS: '6'
+    WEBHOOK_ALLOW_LOOPBACK: 'false'
+    API_MAX_BODY_MB: '40'
+  }
+}
+
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName

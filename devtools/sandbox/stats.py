@@ -1,0 +1,78 @@
+"""Counters for /_sandbox/stats: calls per operation, user and package, throttling, faults, callbacks."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls_by_operation: Counter[str] = Counter()
+            self.calls_by_user: Counter[str] = Counter()
+            self.calls_by_package: Counter[str] = Counter()
+            self.calls_by_reference: Counter[str] = Counter()
+            self.status_codes: Counter[str] = Counter()
+            self.throttled_by_user: Counter[str] = Counter()
+            self.faults: Counter[str] = Counter()
+            self.callbacks: Counter[str] = Counter()
+            self.reminders_by_package: Counter[str] = Counter()
+            self.unauthorized = 0
+
+    def record_call(self, operation: str, user: str, package_id: str | None, reference: str | None) -> None:
+        with self._lock:
+            self.calls_by_operation[operation] += 1
+            self.calls_by_user[user] += 1
+            if package_id:
+                self.calls_by_package[package_id] += 1
+            if reference:
+                self.calls_by_reference[reference] += 1
+
+    def record_status(self, status: int) -> None:
+        with self._lock:
+            self.status_codes[str(status)] += 1
+
+    def record_throttled(self, user: str) -> None:
+        with self._lock:
+            self.throttled_by_user[user] += 1
+
+    def record_unauthorized(self) -> None:
+        with self._lock:
+            self.unauthorized += 1
+
+    def record_fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
+
+    def record_callback(self, outcome: str) -> None:
+        with self._lock:
+            self.callbacks[outcome] += 1
+
+    def record_reminder(self, package_id: str) -> None:
+        with self._lock:
+            self.reminders_by_package[package_id] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "calls_total": sum(self.calls_by_operation.values()),
+                "calls_by_operation": dict(self.calls_by_operation),
+                "calls_by_user": dict(self.calls_by_user),
+                "calls_by_package": dict(self.calls_by_package),
+                "calls_by_external_reference": dict(self.calls_by_reference),
+                "status_codes": dict(self.status_codes),
+                "throttled": sum(self.throttled_by_user.values()),
+                "throttled_by_user": dict(self.throttled_by_user),
+                "unauthorized": self.unauthorized,
+                "faults": {kind: self.faults.get(kind, 0) for kind in ("500", "503", "hang", "latency")},
+                "callbacks": {kind: self.callbacks.get(kind, 0) for kind in
+                              ("queued", "sent", "failed_attempts", "failed", "dropped", "duplicated", "reordered",
+                               "notifications_sent")},
+                "reminders_by_package": dict(self.reminders_by_package),
+            }

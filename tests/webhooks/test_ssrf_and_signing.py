@@ -1,0 +1,90 @@
+"""The subscriber URL guard and the delivery signature."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from shared.webhooks.signing import compute_signature, signature_header, verify_signature
+from shared.webhooks.ssrf import UnsafeUrlError, UrlPolicy, check_url, guarded_session
+from tests.webhooks.receiver import Receiver
+
+STRICT = UrlPolicy(allow_loopback=False)
+LOCAL = UrlPolicy(allow_loopback=True)
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("http://8.8.8.8/hook", "scheme must be https"),
+    ("ftp://8.8.8.8/hook", "scheme must be https"),
+    ("https://127.0.0.1/hook", "loopback"),
+    ("https://localhost/hook", "loopback"),
+    ("https://[::1]/hook", "loopback"),
+    ("https://[::ffff:127.0.0.1]/hook", "loopback"),
+    ("https://[::ffff:10.1.2.3]/hook", "private"),
+    ("https://10.0.0.5/hook", "private"),
+    ("https://172.16.4.4/hook", "private"),
+    ("https://192.168.1.1/hook", "private"),
+    ("https://169.254.169.254/latest/meta-data", "link-local"),
+    ("https://[fe80::1]/hook", "link-local"),
+    ("https://[fc00::1]/hook", "private"),
+    ("https://224.0.0.1/hook", "multicast"),
+    ("https://[ff02::1]/hook", "multicast"),
+    ("https://0.0.0.0/hook", "unspecified"),
+    ("https://240.0.0.1/hook", "reserved"),
+    ("https://100.64.0.1/hook", "non-global"),
+    ("https://[2002:a00:1::]/hook", "private"),  # 6to4 wrapping 10.0.0.1
+    ("https://user:pw@8.8.8.8/hook", "credentials"),
+    ("https:///hook", "no host"),
+    ("https://does-not-exist.invalid/hook", "does not resolve"),
+])
+def test_unsafe_urls_are_refused_with_the_reason(url: str, reason: str) -> None:
+    with pytest.raises(UnsafeUrlError, match=reason):
+        check_url(url, STRICT)
+
+
+def test_public_https_urls_pass() -> None:
+    assert check_url("https://8.8.8.8/hook?sig=abc", STRICT)
+    assert check_url("https://[2001:4860:4860::8888]/hook", STRICT)
+
+
+def test_local_mode_allows_http_and_loopback_only() -> None:
+    assert check_url("http://127.0.0.1:8080/hook", LOCAL)
+    assert check_url("http://[::1]:8080/hook", LOCAL)
+    for url in ("http://10.0.0.5/hook", "https://169.254.169.254/", "https://192.168.0.1/"):
+        with pytest.raises(UnsafeUrlError):
+            check_url(url, LOCAL)
+
+
+def test_the_connected_peer_is_checked_so_dns_rebinding_cannot_reach_loopback(receiver: Receiver) -> None:
+    # The URL check is bypassed on purpose: the socket-level check alone must stop the request,
+    # as it would when a name re-resolves to an internal address after it was validated.
+    session = guarded_session(STRICT)
+    with pytest.raises(UnsafeUrlError, match="loopback address"):
+        session.post(receiver.url, data=b"{}", allow_redirects=False, timeout=5)
+    assert receiver.requests == []
+    assert guarded_session(LOCAL).post(receiver.url, data=b"{}", timeout=5).status_code == 200
+    assert len(receiver.requests) == 1
+
+
+def test_signature_round_trip_and_tamper_checks() -> None:
+    secret, body, now = "s3cret", b'{"id":"e1"}', time.time()
+    timestamp = str(int(now))
+    header = signature_header([secret], timestamp, body)
+    assert header == f"v1={compute_signature(secret, timestamp, body)}"
+    assert verify_signature(secret, timestamp, body, header, now=now)
+    assert not verify_signature(secret, timestamp, body + b" ", header, now=now)
+    assert not verify_signature("other", timestamp, body, header, now=now)
+    assert not verify_signature(secret, str(int(now) - 1), body, header, now=now)  # timestamp is signed
+    assert not verify_signature(secret, timestamp, body, header, tolerance_s=300, now=now + 301)  # replay
+    assert not verify_signature(secret, timestamp, body, header.replace("v1=", "v0="), now=now)
+    assert not verify_signature(secret, None, body, header, now=now)
+    assert not verify_signature(secret, "yesterday", body, header, now=now)
+
+
+def test_rotation_signs_with_every_secret() -> None:
+    timestamp, body = str(int(time.time())), b"{}"
+    header = signature_header(["new", "old"], timestamp, body)
+    assert header.count("v1=") == 2
+    assert verify_signature("new", timestamp, body, header)
+    assert verify_signature("old", timestamp, body, header)

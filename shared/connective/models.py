@@ -350,10 +350,13 @@ class ActorLocation(ResponseModel):
         "UsedSigningType", "UserSigningType", "used_signing_type"))
 
 
+# Unknown enum values (newer API versions, the swagger's "asd") are kept as plain strings.
+
+
 class ActorState(ResponseModel):
     actor_id: str
-    type: ActorType | str | None = None
-    actor_status: ActorStatus | str | None = None
+    type: ActorType | str | None = Field(default=None, union_mode="left_to_right")
+    actor_status: ActorStatus | str | None = Field(default=None, union_mode="left_to_right")
     action_url: str | None = None
     action_urls: list[ActionUrl] = Field(default_factory=list)
     completed_by: str | None = None
@@ -364,7 +367,7 @@ class ActorState(ResponseModel):
 
 class StakeholderState(ResponseModel):
     stakeholder_id: str | None = None
-    type: StakeholderType | str | None = None
+    type: StakeholderType | str | None = Field(default=None, union_mode="left_to_right")
     email_address: str | None = None
     person_group_name: str | None = None
     contact_group_code: str | None = None
@@ -404,7 +407,7 @@ class InstantPackage(PackageInfo):
 
 class PackageListItem(ResponseModel):
     id: str
-    package_status: PackageStatus | str | None = None
+    package_status: PackageStatus | str | None = Field(default=None, union_mode="left_to_right")
     external_package_reference: str | None = None
 
 

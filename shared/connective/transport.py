@@ -28,7 +28,7 @@ from shared.connective.errors import (
     error_from_response,
 )
 from shared.connective.operations import ApiVersion, Operation, Replay
-from shared.connective.ratelimit import RateLimiter
+from shared.connective.ratelimit import RateLimitDeferred, RateLimiter
 from shared.connective.retry import Clock, RetryPolicy, Verdict, request_was_sent, retry_after_s
 from shared.connective.uploads import RequestBody
 from shared.logging import get_logger, log_event, register_secrets
@@ -91,7 +91,12 @@ class Transport:
         while True:
             number += 1
             remaining = self._remaining_s(first_sent_at)
-            self.limiter.acquire(rate_wait_s if first_sent_at is None else min(rate_wait_s, remaining))
+            try:
+                self.limiter.acquire(rate_wait_s if first_sent_at is None else min(rate_wait_s, remaining))
+            except RateLimitDeferred as deferred:
+                log_event(logger, "connective.deferred", **context, attempt=number,
+                          retry_after_s=round(deferred.retry_after_s, 3))
+                raise
             attempt = _Attempt(number, time.perf_counter())
             if first_sent_at is None:
                 first_sent_at = self.clock.monotonic()

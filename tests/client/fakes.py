@@ -54,6 +54,7 @@ class FakeAdapter(BaseAdapter):
     def __init__(self) -> None:
         super().__init__()
         self.answers: list[Answer] = []
+        self.default: Answer | None = None  # the answer once the script has run out
         self.sent: list[Sent] = []
 
     def script(self, *answers: Answer) -> FakeAdapter:
@@ -71,9 +72,12 @@ class FakeAdapter(BaseAdapter):
         else:
             data = body.encode() if isinstance(body, str) else (body or b"")
         self.sent.append(Sent(request.method or "", request.url or "", dict(request.headers), data))
-        if not self.answers:
+        if self.answers:
+            answer = self.answers.pop(0)
+        elif self.default is not None:
+            answer = self.default
+        else:
             raise AssertionError(f"unscripted request {request.method} {request.url}")
-        answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         if callable(answer):

@@ -88,6 +88,7 @@ var documentTables = [
   'PackageSchedule'
   'RateLimits'
   'WebhookSubscriptions'
+  'WebhookDeadLetters'
 ]
 var documentQueues = [
   'package-requests'

@@ -132,14 +132,23 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CONNECTIVE_READ_TIMEOUT_S: '60'
     CONNECTIVE_RETRY_MAX_ATTEMPTS: '6'
     CONNECTIVE_RETRY_TOTAL_S: '120'
+    CONNECTIVE_MULTIPART_THRESHOLD_KB: '1024'
     CONNECTIVE_RATE_CALLS: string(connectiveRateCalls)
     CONNECTIVE_RATE_WINDOW_S: string(connectiveRateWindowSeconds)
     // Every instance draws from one budget, kept in the RateLimits table.
     CONNECTIVE_RATE_LIMITER: 'table'
+    CONNECTIVE_RATE_LATENCY_MARGIN_S: '0.1'
+    CONNECTIVE_RATE_LEASE_SIZE: '5'
+    CONNECTIVE_RATE_LEASE_VALIDITY_S: '1'
+    CONNECTIVE_RATE_CLOCK_SKEW_S: '0.05'
+    // How long each kind of work may wait for a rate token before it defers.
+    CALLBACK_RATE_WAIT_S: '0.05'
+    QUEUE_RATE_WAIT_S: '2'
     // Callbacks from Connective.
     PUBLIC_BASE_URL: 'https://${site.properties.defaultHostName}'
     CALLBACK_SECRETS: '${keyVaultPrefix}CALLBACK-SECRETS)'
     CALLBACK_FUNCTION_KEY: '${keyVaultPrefix}CALLBACK-FUNCTION-KEY)'
+    STATUS_REFRESH_DELAY_S: '10'
     // Intake. Flex Consumption runs blob triggers from Event Grid only.
     BLOB_TRIGGER_SOURCE: 'EventGrid'
     INTAKE_MAX_DOCUMENT_MB: '150'
@@ -147,6 +156,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DEFAULT_DOCUMENT_LANGUAGE: 'en'
     // Archive.
     DELETE_AFTER_ARCHIVE: string(deleteAfterArchive)
+    ARCHIVE_RETRY_DELAY_S: '30'
+    ARCHIVE_MAX_ATTEMPTS: '8'
     // Scheduled upkeep (NCRONTAB, UTC: Flex Consumption has no time zone setting).
     MAINTENANCE_SCHEDULE: '0 */5 * * * *'
     REMINDER_FIRST_AFTER_H: '48'
@@ -161,6 +172,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // HTTP API and webhooks.
     WEBHOOK_SIGNING_SECRET: '${keyVaultPrefix}WEBHOOK-SIGNING-SECRET)'
     WEBHOOK_MAX_ATTEMPTS: '6'
+    WEBHOOK_RETRY_BASE_S: '30'
+    WEBHOOK_RETRY_MAX_S: '3600'
     WEBHOOK_ALLOW_LOOPBACK: 'false'
     API_MAX_BODY_MB: '40'
   }

@@ -60,6 +60,13 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("CALLBACK_FUNCTION_KEY", None,
             "Function key put in callback URLs as ?code=, so the callback route keeps key auth.", secret=True),
+    Setting("CALLBACK_RATE_WAIT_S", "0.05",
+            "Longest wait (s) for a rate token inside the callback; past it the status read goes to status-refresh."),
+    Setting("STATUS_REFRESH_DELAY_S", "10",
+            "Seconds a callback that reports no final status waits before its status read; callbacks in between "
+            "share that one read."),
+    Setting("QUEUE_RATE_WAIT_S", "2",
+            "Longest wait (s) for a rate token in queue work; past it the message goes back with a delay."),
     # Intake.
     Setting("BLOB_TRIGGER_SOURCE", "LogsAndContainerScan",
             "`EventGrid` in Azure (Flex Consumption), `LogsAndContainerScan` where the host polls."),
@@ -67,8 +74,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ROUTING_PROFILES", "",
             "JSON routing profiles by inbox folder; empty means the blob signing-config/routing-profiles.json."),
     Setting("DEFAULT_DOCUMENT_LANGUAGE", "en", "Language for documents that name none."),
+    Setting("DEFAULT_INITIATOR", "",
+            "Email of the portal user who initiates packages whose request or routing profile names none."),
     # Archive.
     Setting("DELETE_AFTER_ARCHIVE", "false", "Delete the package at Connective once it is archived."),
+    Setting("ARCHIVE_RETRY_DELAY_S", "30",
+            "First delay (s) before archiving again when Connective answers 409 (files not ready); doubles per try."),
+    Setting("ARCHIVE_MAX_ATTEMPTS", "8", "Archive tries per package that may end in 409 before it gives up."),
     # Scheduled upkeep.
     Setting("MAINTENANCE_SCHEDULE", "0 */5 * * * *", "NCRONTAB (UTC) of the maintenance timer."),
     Setting("REMINDER_FIRST_AFTER_H", "48", "Hours pending before the first reminder."),

@@ -23,7 +23,7 @@ from shared.storage.status import PackageStatus
 ROW_KEY = "package"
 # packageRefs are used as PartitionKeys, in URLs and in blob paths: keep them to a safe alphabet.
 PACKAGE_REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,99}$")
-_JSON_FIELDS = ("spec", "signers", "reminder_policy", "archived_files", "subscribers")
+_JSON_FIELDS = ("spec", "signers", "reminder_policy", "archived_files", "subscribers", "documents")
 
 
 def utcnow() -> datetime:
@@ -65,6 +65,12 @@ class PackageRecord(BaseModel):
     last_error: str | None = None
     error_report: str | None = None  # signing-errors/ blob of an InputRejected input
     subscribers: list[str] = Field(default_factory=list)
+    # Connective's documents (id, name, type) from the last status read; the archive names its files by them.
+    documents: list[dict[str, Any]] = Field(default_factory=list)
+    status_refresh_due_at: datetime | None = None  # a deferred status read is queued for this time
+    archive_requested_at: datetime | None = None  # an archive-requests message was sent
+    archive_attempts: int = 0  # archive runs that found the package not ready (409) or failed
+    connective_deleted_at: datetime | None = None  # deleted at Connective after archiving
     etag: str | None = Field(default=None, exclude=True)
 
     def to_entity(self) -> dict[str, Any]:

@@ -1,0 +1,26 @@
+"""`archive-requests` queue trigger: archive a Finished package into signed-documents/."""
+
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+
+from shared.config import Settings
+from shared.connective.client import ConnectiveClient
+from shared.logging import invocation_scope, package_scope
+from shared.pipeline.archive import handle_archive_request
+from shared.storage import names
+from shared.storage.store import shared_store
+
+bp = func.Blueprint()
+
+
+@bp.queue_trigger(arg_name="message", queue_name=names.ARCHIVE_REQUESTS_QUEUE,
+                  connection=names.DOCUMENT_STORAGE_CONNECTION)
+def archive_signed_package(message: func.QueueMessage, context: func.Context) -> None:
+    payload = json.loads(message.get_body())
+    with invocation_scope(context.invocation_id, context.function_name), package_scope(payload.get("packageRef")):
+        settings = Settings()
+        client = ConnectiveClient.from_settings(settings).with_rate_wait(settings.get_float("QUEUE_RATE_WAIT_S"))
+        handle_archive_request(shared_store(settings), client, settings, payload)

@@ -1,0 +1,66 @@
+"""Connective's callbacks (HTTP), its new-link requests (HTTP) and the `status-refresh` queue trigger.
+
+The routes keep function-key auth (the registered URLs carry `code=`); the per-package token is
+checked on top of it, before anything else is read.
+"""
+
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+
+from shared.config import Settings
+from shared.connective.client import ConnectiveClient
+from shared.logging import invocation_scope, package_scope
+from shared.pipeline.callbacks import (
+    Reply,
+    claim_from_request,
+    handle_callback,
+    handle_link_request,
+    handle_status_refresh,
+)
+from shared.pipeline.tokens import CALLBACK_ROUTE, NOTIFICATION_ROUTE
+from shared.storage import names
+from shared.storage.store import shared_store
+
+bp = func.Blueprint()
+
+
+def _http_reply(reply: Reply) -> func.HttpResponse:
+    if reply.status_code >= 400:
+        problem = {"type": "about:blank", "title": reply.outcome.value, "status": reply.status_code,
+                   "detail": reply.detail}
+        return func.HttpResponse(json.dumps(problem), status_code=reply.status_code,
+                                 mimetype="application/problem+json")
+    return func.HttpResponse(json.dumps({"outcome": reply.outcome.value, **reply.data}), status_code=200,
+                             mimetype="application/json")
+
+
+@bp.route(route=CALLBACK_ROUTE + "/{packageRef}", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+def connective_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    ref = req.route_params.get("packageRef", "")
+    with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
+        settings = Settings()
+        reply = handle_callback(shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref,
+                                req.params.get("token"), claim_from_request(req.params, req.get_body()))
+        return _http_reply(reply)
+
+
+@bp.route(route=NOTIFICATION_ROUTE + "/{packageRef}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def connective_link_request(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    ref = req.route_params.get("packageRef", "")
+    with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
+        settings = Settings()
+        reply = handle_link_request(shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref,
+                                    req.params.get("token"), req.get_body())
+        return _http_reply(reply)
+
+
+@bp.queue_trigger(arg_name="message", queue_name=names.STATUS_REFRESH_QUEUE,
+                  connection=names.DOCUMENT_STORAGE_CONNECTION)
+def refresh_package_status(message: func.QueueMessage, context: func.Context) -> None:
+    payload = json.loads(message.get_body())
+    with invocation_scope(context.invocation_id, context.function_name), package_scope(payload.get("packageRef")):
+        settings = Settings()
+        handle_status_refresh(shared_store(settings), ConnectiveClient.from_settings(settings), settings, payload)

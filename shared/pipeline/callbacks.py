@@ -1,0 +1,335 @@
+"""Connective's callbacks, its new-link requests, and the deferred status reads behind them.
+
+A callback is only a hint that something changed: its body and query are never trusted, the status
+is always re-read through the client. What the hint decides is WHEN to spend that read, because the
+connection has a small call budget and the sandbox (like Connective) calls back after every actor
+action and every package status change:
+
+- a callback for a row that is already final costs no call at all;
+- a callback that claims a final status reads the status at once (if a rate token is at hand);
+- any other callback is recorded and its read deferred to a `status-refresh` message a few
+  seconds later; callbacks arriving meanwhile share that one message and that one read.
+
+Nothing waits for a token: with none at hand the callback is recorded and the read goes to the
+queue, so the answer is fast and nothing is lost. A dropped callback is caught by a later one's
+read, or by the timer's reconciliation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from shared.config import Settings
+from shared.connective.client import ConnectiveClient
+from shared.connective.errors import (
+    NotFoundError,
+    RateLimitDeferred,
+    ServerError,
+    ThrottledError,
+    TransportError,
+)
+from shared.connective.models import PackageInfo
+from shared.logging import get_logger, log_event
+from shared.pipeline.status_sync import apply_status, ensure_archive_requested
+from shared.pipeline.tokens import verify_callback_token
+from shared.storage import names
+from shared.storage.packages import PackageRecord, is_valid_package_ref, utcnow
+from shared.storage.status import FINAL_STATUSES, PackageStatus
+from shared.storage.store import Store
+from shared.webhooks.publish import EventType, publish_event
+
+_log = get_logger(__name__)
+
+# Errors after which the read is worth trying again later: nothing is wrong with the request.
+TRANSIENT_ERRORS = (RateLimitDeferred, ThrottledError, ServerError, TransportError)
+_CONNECTIVE_FINAL = {"finished", "rejected", "revoked", "failed"}
+LINK_REQUEST = "link-request"
+MAX_AWAITING_CREATION = 6  # refreshes that wait for the creation to record the Connective package id
+
+
+class Outcome(StrEnum):
+    UNAUTHORIZED = "unauthorized"
+    NOT_FOUND = "not-found"
+    ALREADY_FINAL = "already-final"  # no call spent
+    APPLIED = "applied"  # status read and merged
+    DEFERRED = "deferred"  # status read queued (no token, or a transient Connective error)
+    COALESCED = "coalesced"  # status read queued, or shared with one already queued
+    SKIPPED = "skipped"  # status-refresh with nothing new to read
+    DROPPED = "dropped"
+
+
+@dataclass
+class Reply:
+    outcome: Outcome
+    status_code: int = 200
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallbackClaim:
+    """What a callback says happened. Untrusted: it only decides whether a status read is urgent."""
+
+    package_status: str | None = None
+    package_id: str | None = None
+    actor_id: str | None = None
+
+    @property
+    def claims_final(self) -> bool:
+        return (self.package_status or "").strip().lower() in _CONNECTIVE_FINAL
+
+
+def _pick(sources: list[Mapping[str, Any]], *names_: str) -> str | None:
+    wanted = {name.lower() for name in names_}
+    for source in sources:
+        for key, value in source.items():
+            if isinstance(key, str) and key.lower() in wanted and isinstance(value, str | int) and str(value):
+                return str(value)[:100]
+    return None
+
+
+def parse_body(body: bytes | None) -> dict[str, Any]:
+    """A JSON object body, or {} for anything else (callbacks may come with no body or a non-JSON one)."""
+    if not body:
+        return {}
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def claim_from_request(params: Mapping[str, str], body: bytes | None) -> CallbackClaim:
+    sources = [params, parse_body(body)]
+    return CallbackClaim(package_status=_pick(sources, "packageStatus", "status"),
+                         package_id=_pick(sources, "packageId", "id"),
+                         actor_id=_pick(sources, "actorId"))
+
+
+def authenticate(store: Store, settings: Settings, ref: str, token: str | None) -> tuple[Reply | None,
+                                                                                          PackageRecord | None]:
+    """401 for a bad token (checked before anything else), 404 for an unknown package."""
+    if not verify_callback_token(settings, ref, token):
+        return Reply(Outcome.UNAUTHORIZED, 401, "missing or invalid callback token"), None
+    record = store.packages.get(ref) if is_valid_package_ref(ref) else None
+    if record is None:
+        return Reply(Outcome.NOT_FOUND, 404, "unknown package reference"), None
+    return None, record
+
+
+# ---------------------------------------------------------------------------------------------------
+# Callback
+
+
+def handle_callback(store: Store, client: ConnectiveClient, settings: Settings, ref: str, token: str | None,
+                    claim: CallbackClaim) -> Reply:
+    refused, record = authenticate(store, settings, ref, token)
+    if refused is not None or record is None:
+        return refused or Reply(Outcome.NOT_FOUND, 404)
+    if record.status in FINAL_STATUSES:
+        _record_callback(store, ref, claim, Outcome.ALREADY_FINAL)
+        ensure_archive_requested(store, record, reason="callback")
+        return Reply(Outcome.ALREADY_FINAL)
+    if not claim.claims_final or not record.connective_package_id:
+        scheduled = schedule_refresh(store, ref, reason="callback",
+                                     delay_s=settings.get_int("STATUS_REFRESH_DELAY_S"), claim=claim)
+        return Reply(Outcome.COALESCED, data={"refreshScheduled": scheduled})
+    _record_callback(store, ref, claim, Outcome.APPLIED)
+    return read_now(store, client.with_rate_wait(settings.get_float("CALLBACK_RATE_WAIT_S")), settings, record,
+                    source="callback")
+
+
+def read_now(store: Store, client: ConnectiveClient, settings: Settings, record: PackageRecord, *, source: str,
+             then: dict[str, Any] | None = None) -> Reply:
+    """Read and apply the status now; on a transient failure queue the read instead (never lost).
+
+    `then` travels with a queued read: its `reason`, and for a link request whom to send the link.
+    """
+    assert record.connective_package_id
+    try:
+        status = client.get_package_status(record.connective_package_id)
+    except TRANSIENT_ERRORS as error:
+        delay_s = _retry_delay(error, settings)
+        extra = then or {}
+        enqueue_refresh(store, record.ref, reason=extra.get("reason", source), delay_s=delay_s, extra=extra)
+        log_event(_log, "callback.read_deferred", package_ref=record.ref, error=type(error).__name__,
+                  delay_s=delay_s)
+        return Reply(Outcome.DEFERRED, data={"retryInSeconds": delay_s})
+    except NotFoundError as error:
+        _note_error(store, record.ref, f"status read: package not found at Connective ({error.error_code})")
+        return Reply(Outcome.DROPPED, detail="package not found at Connective")
+    result = apply_status(store, record.ref, status, source=source)
+    if then is not None and then.get("reason") == LINK_REQUEST:
+        publish_link(store, record.ref, status, then)
+    return Reply(Outcome.APPLIED, data={"status": result.status.value if result.status else None})
+
+
+def _retry_delay(error: Exception, settings: Settings) -> int:
+    if isinstance(error, RateLimitDeferred):
+        wait_s = error.retry_after_s
+    elif isinstance(error, ThrottledError):
+        wait_s = error.retry_after
+    else:
+        wait_s = settings.get_float("STATUS_REFRESH_DELAY_S")
+    return max(1, int(wait_s + 0.999))
+
+
+def _record_callback(store: Store, ref: str, claim: CallbackClaim, outcome: Outcome) -> None:
+    def change(record: PackageRecord) -> bool:
+        record.last_callback_at = utcnow()
+        record.callback_count += 1
+        return True
+
+    store.packages.mutate(ref, change)
+    _callback_event(store, ref, claim, outcome)
+
+
+def _callback_event(store: Store, ref: str, claim: CallbackClaim, outcome: Outcome) -> None:
+    store.events.append(ref, "callback_received", claimed_status=claim.package_status, actor_id=claim.actor_id,
+                        outcome=outcome.value)
+    log_event(_log, "callback.received", package_ref=ref, claimed_status=claim.package_status,
+              outcome=outcome.value)
+
+
+def schedule_refresh(store: Store, ref: str, *, reason: str, delay_s: int, claim: CallbackClaim | None = None) -> bool:
+    """Record a callback and make sure one status read is queued for it. Returns True when this call queued it.
+
+    At most one `status-refresh` message per package is waiting at any time: the row's
+    `status_refresh_due_at` says when the queued one runs, and callbacks before then join it.
+    """
+    now = utcnow()
+    scheduled = False
+
+    def change(record: PackageRecord) -> bool:
+        nonlocal scheduled
+        if claim is not None:
+            record.last_callback_at = now
+            record.callback_count += 1
+        due = record.status_refresh_due_at
+        scheduled = due is None or due <= now
+        if scheduled:
+            record.status_refresh_due_at = now + timedelta(seconds=delay_s)
+        return claim is not None or scheduled
+
+    store.packages.mutate(ref, change)
+    if scheduled:
+        store.clients.send_json(names.STATUS_REFRESH_QUEUE, refresh_message(ref, reason), delay_s=delay_s)
+    if claim is not None:
+        _callback_event(store, ref, claim, Outcome.COALESCED)
+    return scheduled
+
+
+def refresh_message(ref: str, reason: str, **extra: Any) -> dict[str, Any]:
+    """The `status-refresh` message: read the status of `ref` (why, and for link requests, for whom)."""
+    return {"packageRef": ref, "reason": reason, **extra}
+
+
+def enqueue_refresh(store: Store, ref: str, *, reason: str, delay_s: int, extra: dict[str, Any] | None = None) -> None:
+    """Queue a status read unconditionally (a deferred read that must happen), and note when it is due."""
+    due = utcnow() + timedelta(seconds=delay_s)
+
+    def change(record: PackageRecord) -> bool:
+        record.status_refresh_due_at = max(record.status_refresh_due_at or due, due)
+        return True
+
+    store.packages.mutate(ref, change)
+    payload = {**(extra or {}), **refresh_message(ref, reason)}
+    store.clients.send_json(names.STATUS_REFRESH_QUEUE, payload, delay_s=delay_s)
+
+
+def _note_error(store: Store, ref: str, text: str) -> None:
+    def change(record: PackageRecord) -> bool:
+        record.last_error = text
+        return True
+
+    store.packages.mutate(ref, change)
+    log_event(_log, "callback.error", package_ref=ref, error=text)
+
+
+# ---------------------------------------------------------------------------------------------------
+# status-refresh queue
+
+
+def handle_status_refresh(store: Store, client: ConnectiveClient, settings: Settings,
+                          message: dict[str, Any]) -> Reply:
+    """One `status-refresh` message: the deferred status read of a callback or link request."""
+    ref = str(message.get("packageRef") or "")
+    record = store.packages.get(ref) if is_valid_package_ref(ref) else None
+    if record is None:
+        log_event(_log, "refresh.dropped", package_ref=ref or None, why="unknown package")
+        return Reply(Outcome.DROPPED, detail="unknown package")
+    link_request = message.get("reason") == LINK_REQUEST
+    if record.status in FINAL_STATUSES:
+        ensure_archive_requested(store, record, reason="status-refresh")
+        return Reply(Outcome.ALREADY_FINAL)
+    if not record.connective_package_id:
+        return _await_creation(store, settings, record, message)
+    if not link_request and _read_since_last_callback(record):
+        return Reply(Outcome.SKIPPED, detail="no callback since the last read")
+    queue_client = client.with_rate_wait(settings.get_float("QUEUE_RATE_WAIT_S"))
+    return read_now(store, queue_client, settings, record, source="status-refresh",
+                    then=message if link_request else {"reason": message.get("reason", "callback")})
+
+
+def _read_since_last_callback(record: PackageRecord) -> bool:
+    read_at, callback_at = record.last_status_read_at, record.last_callback_at
+    return read_at is not None and (callback_at is None or read_at >= callback_at)
+
+
+def _await_creation(store: Store, settings: Settings, record: PackageRecord, message: dict[str, Any]) -> Reply:
+    """A callback came before creation recorded the package id: look again a little later, a few times."""
+    waited = int(message.get("awaitingCreation") or 0) + 1
+    if waited > MAX_AWAITING_CREATION or record.status not in (PackageStatus.RECEIVED, PackageStatus.CREATING):
+        log_event(_log, "refresh.dropped", package_ref=record.ref, why="no Connective package id")
+        return Reply(Outcome.DROPPED, detail="no Connective package id")
+    store.clients.send_json(names.STATUS_REFRESH_QUEUE, {**message, "awaitingCreation": waited},
+                            delay_s=settings.get_int("STATUS_REFRESH_DELAY_S"))
+    return Reply(Outcome.DEFERRED, detail="awaiting creation")
+
+
+# ---------------------------------------------------------------------------------------------------
+# NotificationCallBackUrl: a signer asks for a new link
+
+
+def handle_link_request(store: Store, client: ConnectiveClient, settings: Settings, ref: str, token: str | None,
+                        body: bytes | None) -> Reply:
+    """Record the request, fetch a fresh action URL and tell the subscribers, who deliver it."""
+    refused, record = authenticate(store, settings, ref, token)
+    if refused is not None or record is None:
+        return refused or Reply(Outcome.NOT_FOUND, 404)
+    payload = parse_body(body)
+    request = {"reason": LINK_REQUEST, "actorId": _pick([payload], "ActorId"),
+               "stakeholderId": _pick([payload], "StakeholderId"), "email": _pick([payload], "EmailAddress")}
+    store.events.append(ref, "link_requested", actor_id=request["actorId"], email=request["email"])
+    log_event(_log, "link.requested", package_ref=ref)
+    if record.status in FINAL_STATUSES or not record.connective_package_id:
+        return Reply(Outcome.ALREADY_FINAL if record.status in FINAL_STATUSES else Outcome.DROPPED)
+    return read_now(store, client.with_rate_wait(settings.get_float("CALLBACK_RATE_WAIT_S")), settings, record,
+                    source=LINK_REQUEST, then=request)
+
+
+def publish_link(store: Store, ref: str, status: PackageInfo, request: Mapping[str, Any]) -> bool:
+    """Publish the fresh action URL of the actor who asked. The URL goes to subscribers, never to logs."""
+    actor_id, email = request.get("actorId"), str(request.get("email") or "").lower()
+    for holder in status.stakeholders:
+        holder_email = (holder.email_address or "").lower()
+        for actor in holder.actors:
+            if actor.actor_id != actor_id and not (email and holder_email == email and not actor_id):
+                continue
+            url = actor.action_url or next(
+                (link.url for link in actor.action_urls if link.url and (link.email_address or "").lower() == email),
+                None)
+            if url:
+                publish_event(store, EventType.LINK_REQUESTED, ref, {
+                    "email": holder.email_address or request.get("email"), "actorId": actor.actor_id,
+                    "actionUrl": url})
+                store.events.append(ref, "link_published", actor_id=actor.actor_id)
+                return True
+    store.events.append(ref, "link_unavailable", actor_id=actor_id)
+    log_event(_log, "link.unavailable", package_ref=ref)
+    return False

@@ -2,4 +2,8 @@
 
 import azure.functions as func
 
+from functions import intake
+
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+app.register_functions(intake.bp)

@@ -1,0 +1,63 @@
+"""Intake triggers: PDFs in signing-inbox/, manifests in signing-batches/, and the package-requests queue.
+
+The blob triggers bind the SDK type `BlobClient`, so a document is streamed, never loaded into
+memory by the host. They only validate and record; `create_package_from_request` talks to Connective.
+"""
+
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blob
+
+from shared.config import Settings
+from shared.logging import get_logger, invocation_scope, log_event, package_scope
+from shared.pipeline import creation, intake, services
+from shared.storage import names
+
+bp = func.Blueprint()
+logger = get_logger(__name__)
+
+
+def _blob_source(settings: Settings) -> func.BlobSource:
+    if settings.get("BLOB_TRIGGER_SOURCE").strip().lower() == "eventgrid":
+        return func.BlobSource.EVENT_GRID
+    return func.BlobSource.LOGS_AND_CONTAINER_SCAN
+
+
+_SOURCE = _blob_source(Settings())
+
+
+@bp.function_name("intake_inbox_blob")
+@bp.blob_trigger(arg_name="document", path=f"{names.INBOX_CONTAINER}/{{name}}",
+                 connection=names.DOCUMENT_STORAGE_CONNECTION, source=_SOURCE)
+def intake_inbox_blob(document: blob.BlobClient, context: func.Context) -> None:
+    with invocation_scope(context.invocation_id, context.function_name):
+        settings = services.settings()
+        intake.intake_inbox_blob(services.store(settings), settings, document)
+
+
+@bp.function_name("intake_batch_manifest")
+@bp.blob_trigger(arg_name="manifest", path=f"{names.BATCHES_CONTAINER}/{{batch}}/{intake.MANIFEST_NAME}",
+                 connection=names.DOCUMENT_STORAGE_CONNECTION, source=_SOURCE)
+def intake_batch_manifest(manifest: blob.BlobClient, context: func.Context) -> None:
+    with invocation_scope(context.invocation_id, context.function_name):
+        settings = services.settings()
+        intake.intake_batch_manifest(services.store(settings), settings, manifest)
+
+
+@bp.function_name("create_package_from_request")
+@bp.queue_trigger(arg_name="message", queue_name=names.PACKAGE_REQUESTS_QUEUE,
+                  connection=names.DOCUMENT_STORAGE_CONNECTION)
+def create_package_from_request(message: func.QueueMessage, context: func.Context) -> None:
+    with invocation_scope(context.invocation_id, context.function_name):
+        try:
+            ref = str(json.loads(message.get_body())["packageRef"])
+        except (ValueError, KeyError, TypeError):
+            log_event(logger, "creation.bad_message", message_id=message.id)
+            return  # a message nobody can act on; retrying it would only fill the poison queue
+        with package_scope(ref):
+            settings = services.settings()
+            creation.create(ref, store=services.store(settings), settings=settings,
+                            client=services.queue_connective(settings))

@@ -1,0 +1,384 @@
+"""Creating a recorded package at Connective, exactly once.
+
+`create(ref)` runs for each `package-requests` message. The row is the lock and the memory:
+
+1. Received → Creating, with a lease (`creation_lease_until`) so a duplicate message never runs
+   in parallel with a live attempt. A Creating row whose lease has lapsed belongs to a crashed
+   or failed attempt, and the new attempt resumes it.
+2. Resuming, the package may exist at Connective although the row never learnt its id (the
+   create's answer was lost). So before creating anything, a resumed attempt looks it up by
+   ExternalPackageReference (= packageRef) in Get Package List. A Draft found is completed; a
+   package past Draft is only recorded.
+3. One document: Create Instant Package (1 call). Several: Create Package, Add Document per
+   document, Set Process Information, Set Package Status Pending (N + 3 calls). The package id is
+   written to the row as soon as it is known.
+4. The create/status answer (which already has the package status and its actors) goes through
+   `status_sync.apply_status`, which moves the row to Pending and records signers, documents and
+   expiry, with the history and webhook events. No extra status read.
+
+Errors: RateLimitDeferred or 429 → the message comes back later; AmbiguousCreateError and other
+transient errors → raise, the host retries, and the next attempt looks the package up first;
+400/409 → the input is refused (InputRejected with an error report) and a Draft left behind is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import IO, Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+from shared.config import Settings
+from shared.connective.client import ConnectiveClient
+from shared.connective.errors import (
+    ConflictError,
+    ConnectiveError,
+    ConnectiveHTTPError,
+    InvalidRequestError,
+    RateLimitDeferred,
+    ThrottledError,
+)
+from shared.connective.models import (
+    Actor,
+    ActorType,
+    PackageInfo,
+    PackageListItem,
+    SigningField,
+    SigningTypeInfo,
+    SortOrder,
+    Stakeholder,
+)
+from shared.connective.models import PackageStatus as ConnectiveStatus
+from shared.logging import get_logger, log_event, package_scope
+from shared.pipeline import status_sync, tokens
+from shared.pipeline.errors_report import Rejection
+from shared.pipeline.intake import StoredDocument, record_rejection_of_row
+from shared.pipeline.spec import PackageRequest
+from shared.storage import names
+from shared.storage.packages import PackageRecord, utcnow
+from shared.storage.status import PackageStatus
+from shared.storage.store import Store
+
+logger = get_logger(__name__)
+
+# Longer than the function timeout (host.json, 10 min): when a lease lapses, its attempt is surely over.
+CREATION_LEASE = timedelta(minutes=11)
+# Connective's clock and ours may disagree; the look-up window starts this much before the row.
+LOOKUP_CLOCK_SLACK = timedelta(minutes=15)
+LOOKUP_PAGE_SIZE = 100
+
+
+class Outcome(StrEnum):
+    CREATED = "created"  # the package is at Connective and the row says so
+    RECORDED = "recorded"  # an earlier attempt had created it; this one recorded it
+    NOTHING_TO_DO = "nothing_to_do"  # no row, or the row is past creation
+    BUSY = "busy"  # another attempt holds the lease; the message comes back later
+    DEFERRED = "deferred"  # no rate token; the message comes back later
+    REJECTED = "rejected"  # Connective refused the input
+
+
+class _Claim:
+    def __init__(self) -> None:
+        self.resuming = False
+        self.busy_for_s = 0.0
+
+
+def create(ref: str, *, store: Store, settings: Settings, client: ConnectiveClient,
+           now: Callable[[], datetime] = utcnow) -> Outcome:
+    with package_scope(ref):
+        claim = _Claim()
+        record = _claim(store, ref, claim, now())
+        if record is None:
+            log_event(logger, "creation.nothing_to_do")
+            return Outcome.NOTHING_TO_DO
+        if claim.busy_for_s > 0:
+            delay = int(claim.busy_for_s) + 1
+            store.clients.send_json(names.PACKAGE_REQUESTS_QUEUE, {"packageRef": ref}, delay_s=delay)
+            log_event(logger, "creation.busy", retry_in_s=delay)
+            return Outcome.BUSY
+        try:
+            return _run(store, settings, client, record, claim.resuming)
+        except (RateLimitDeferred, ThrottledError) as deferred:
+            delay = _retry_after(deferred)
+            _release(store, ref)
+            store.clients.send_json(names.PACKAGE_REQUESTS_QUEUE, {"packageRef": ref}, delay_s=delay)
+            log_event(logger, "creation.deferred", retry_in_s=delay)
+            return Outcome.DEFERRED
+        except (InvalidRequestError, ConflictError) as refused:
+            return _refused(store, client, ref, refused)
+        except Rejection as rejection:
+            return _refused_input(store, client, ref, rejection)
+        except ResourceModifiedError:
+            changed = Rejection("document_changed", "a document changed after it was validated; upload it again")
+            return _refused_input(store, client, ref, changed)
+        except BaseException:
+            # AmbiguousCreateError, 5xx, transport: the next attempt may start at once and looks up first.
+            _release(store, ref)
+            raise
+
+
+def _claim(store: Store, ref: str, claim: _Claim, at: datetime) -> PackageRecord | None:
+    """Take the row for this attempt. None: nothing to do. `claim.busy_for_s` > 0: someone else has it."""
+
+    def change(record: PackageRecord) -> bool:
+        claim.resuming, claim.busy_for_s = False, 0.0
+        if record.status == PackageStatus.RECEIVED:
+            record.status = PackageStatus.CREATING
+        elif record.status == PackageStatus.CREATING:
+            lease = record.creation_lease_until
+            if lease is not None and lease > at:
+                claim.busy_for_s = (lease - at).total_seconds()
+                return False
+            claim.resuming = True
+        else:
+            return False
+        record.creation_lease_until = at + CREATION_LEASE
+        return True
+
+    record = store.packages.mutate(ref, change)
+    if record is None or record.status != PackageStatus.CREATING:
+        return None
+    return record
+
+
+def _release(store: Store, ref: str) -> None:
+    def change(record: PackageRecord) -> bool:
+        if record.status != PackageStatus.CREATING or record.creation_lease_until is None:
+            return False
+        record.creation_lease_until = None
+        return True
+
+    store.packages.mutate(ref, change)
+
+
+def _retry_after(deferred: RateLimitDeferred | ThrottledError) -> int:
+    seconds = deferred.retry_after_s if isinstance(deferred, RateLimitDeferred) else deferred.retry_after
+    return max(1, int(seconds + 0.999))
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _run(store: Store, settings: Settings, client: ConnectiveClient, record: PackageRecord,
+         resuming: bool) -> Outcome:
+    plan = _Plan(store, settings, record)
+    package_id = record.connective_package_id
+    if resuming and package_id is None:
+        found = _look_up(client, record)
+        if found is not None:
+            package_id = found.id
+            _remember_package_id(store, record.ref, package_id)
+            log_event(logger, "creation.found_by_reference", package_id=package_id,
+                      connective_status=str(found.package_status))
+    if package_id is not None:
+        info = client.get_package_status(package_id)
+        if info.package_status is not ConnectiveStatus.DRAFT:
+            _finish(store, record.ref, package_id, info)
+            return Outcome.RECORDED
+        _complete_draft(store, client, plan, package_id)
+        return Outcome.RECORDED
+    if len(plan.documents) == 1:
+        instant = client.create_instant_package(plan.instant_request(), plan.document_source(0),
+                                                document_length=plan.documents[0].size)
+        _finish(store, record.ref, instant.package_id, instant)
+    else:
+        created = client.create_package(plan.package_fields())
+        _remember_package_id(store, record.ref, created.package_id)
+        _complete_draft(store, client, plan, created.package_id, fresh=True)
+    log_event(logger, "creation.created", documents=len(plan.documents))
+    return Outcome.CREATED
+
+
+def _complete_draft(store: Store, client: ConnectiveClient, plan: _Plan, package_id: str,
+                    fresh: bool = False) -> None:
+    """Add the documents the Draft lacks, set the process and start it."""
+    existing: dict[str, dict[str, str]] = {}
+    if not fresh:
+        for document in client.get_signing_locations(package_id).documents:
+            if document.external_document_reference:
+                existing[document.external_document_reference] = {
+                    location.label: location.id for location in document.locations if location.label}
+    location_ids: dict[str, str] = {}
+    for index in range(len(plan.documents)):
+        reference = plan.document_reference(index)
+        if reference in existing:
+            labels = existing[reference]
+        else:
+            added = client.add_document_to_package(package_id, plan.add_document_request(index),
+                                                   plan.document_source(index),
+                                                   document_length=plan.documents[index].size)
+            labels = {location.label: location.id for location in added.locations if location.label}
+        location_ids.update({f"{index}:{label}": location_id for label, location_id in labels.items()})
+    client.set_process_information(package_id, {"Stakeholders": plan.stakeholders(location_ids)})
+    info = client.set_package_status(package_id, ConnectiveStatus.PENDING)
+    _finish(store, plan.ref, package_id, info)
+
+
+def _look_up(client: ConnectiveClient, record: PackageRecord) -> PackageListItem | None:
+    """The package an earlier attempt created for this row, if any (newest first)."""
+    wanted = record.ref.lower()
+    since = record.created_at - LOOKUP_CLOCK_SLACK
+    for item in client.iter_package_list(page_size=LOOKUP_PAGE_SIZE, sort_field="CreationTimestamp",
+                                         sort_order=SortOrder.DESC, created_after_date=since):
+        if (item.external_package_reference or "").lower() == wanted:
+            return item
+    return None
+
+
+def _remember_package_id(store: Store, ref: str, package_id: str) -> None:
+    def change(record: PackageRecord) -> bool:
+        if record.connective_package_id == package_id:
+            return False
+        record.connective_package_id = package_id
+        return True
+
+    store.packages.mutate(ref, change)
+
+
+def _finish(store: Store, ref: str, package_id: str, info: PackageInfo) -> None:
+    """Record the package id and the answer that created it; apply_status moves the row forward."""
+
+    def change(record: PackageRecord) -> bool:
+        record.connective_package_id = package_id
+        record.creation_lease_until = None
+        return True
+
+    store.packages.mutate(ref, change)
+    status_sync.apply_status(store, ref, info, source="creation")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Refusals
+
+
+def _refused(store: Store, client: ConnectiveClient, ref: str, error: ConnectiveHTTPError) -> Outcome:
+    code = "connective_rejected" if error.status == 400 else "connective_conflict"
+    rejection = Rejection(code, f"Connective answered {error.status} {error.error_code or ''}: {error.message}"
+                          .replace("  ", " "),
+                          [{"operation": error.operation, "status": error.status, "errorCode": error.error_code}])
+    return _refused_input(store, client, ref, rejection)
+
+
+def _refused_input(store: Store, client: ConnectiveClient, ref: str, rejection: Rejection) -> Outcome:
+    record = store.packages.get(ref)
+    if record is not None and record.connective_package_id:
+        _delete_draft(client, record.connective_package_id)
+    record_rejection_of_row(store, ref, rejection)
+    return Outcome.REJECTED
+
+
+def _delete_draft(client: ConnectiveClient, package_id: str) -> None:
+    """A refused package stays a Draft at Connective; delete it so no half-made package lingers."""
+    try:
+        if client.get_package_status(package_id).package_status is ConnectiveStatus.DRAFT:
+            client.delete_package(package_id)
+    except ConnectiveError as error:
+        log_event(logger, "creation.draft_not_deleted", logging.WARNING, package_id=package_id, error=str(error))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Requests built from the row
+
+
+class _Plan:
+    """The Connective requests for one recorded package."""
+
+    def __init__(self, store: Store, settings: Settings, record: PackageRecord) -> None:
+        self.store = store
+        self.settings = settings
+        self.ref = record.ref
+        self.created_at = record.created_at
+        self.request = PackageRequest.model_validate(record.spec["request"])
+        self.documents = [StoredDocument.model_validate(d) for d in record.spec["documents"]]
+        self.signing_fields: list[list[dict[str, Any]]] = record.spec["signingFields"]
+
+    def document_reference(self, index: int) -> str:
+        return f"{self.ref}-{index}"
+
+    def _initiator(self) -> str:
+        initiator = self.request.initiator or self.settings.raw("DEFAULT_INITIATOR")
+        if not initiator:
+            raise Rejection("initiator_missing", "the request names no initiator and DEFAULT_INITIATOR is not set")
+        return str(initiator)
+
+    def _expiry(self) -> datetime | None:
+        if self.request.expires_at is not None:
+            return self.request.expires_at
+        if self.request.expiry_days is not None:
+            return datetime.now(UTC).replace(microsecond=0) + timedelta(days=self.request.expiry_days)
+        return None
+
+    def package_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "Initiator": self._initiator(),
+            "PackageName": self.request.name,
+            "ExternalPackageReference": self.ref,
+            "CallBackUrl": tokens.callback_url(self.settings, self.ref),
+            "NotificationCallBackUrl": tokens.notification_url(self.settings, self.ref),
+            "DocumentGroupCode": self.request.document_group_code,
+            "CorrelationId": self.request.correlation_id,
+        }
+        expiry = self._expiry()
+        if expiry is not None:
+            fields["ExpiryTimestamp"] = expiry.isoformat().replace("+00:00", "Z")
+        return {key: value for key, value in fields.items() if value is not None}
+
+    def _document_fields(self, index: int) -> dict[str, Any]:
+        document = self.documents[index]
+        return {"DocumentName": document.name, "DocumentLanguage": document.language,
+                "ExternalDocumentReference": self.document_reference(index)}
+
+    def instant_request(self) -> dict[str, Any]:
+        return {**self.package_fields(), **self._document_fields(0),
+                "Stakeholders": self.stakeholders(inline_document=0)}
+
+    def add_document_request(self, index: int) -> dict[str, Any]:
+        return {**self._document_fields(index), "SigningFields": self.signing_fields[index]}
+
+    def document_source(self, index: int) -> Callable[[], IO[bytes]]:
+        """A fresh stream of the validated blob version for each (re)send; it never sits in memory."""
+        document = self.documents[index]
+        blob = self.store.clients.container(document.container).get_blob_client(document.blob)
+
+        def open_stream() -> IO[bytes]:
+            try:
+                downloader = blob.download_blob(etag=document.etag, match_condition=MatchConditions.IfNotModified)
+            except ResourceNotFoundError:
+                raise Rejection("document_missing", f"{document.blob} was deleted before the package was created"
+                                ) from None
+            return downloader  # type: ignore[return-value]  # StorageStreamDownloader has read(size)
+
+        return open_stream
+
+    def stakeholders(self, location_ids: dict[str, str] | None = None,
+                     inline_document: int | None = None) -> list[dict[str, Any]]:
+        """One stakeholder per signer. Actors sign on inline SigningFields (instant) or on location ids."""
+        stakeholders = []
+        default_language = self.documents[0].language
+        for signer_index, signer in enumerate(self.request.signers):
+            first_name, last_name = signer.first_and_last_name
+            actor = Actor(
+                type=ActorType(signer.type), order_index=signer.order, phonenumber=signer.phone,
+                send_notifications=True,
+                signing_types=[SigningTypeInfo(signing_type=t) for t in signer.signing_types]
+                if signer.type == "Signer" else None,
+            )
+            mine = f"s{signer_index}-"
+            if signer.type == "Signer" and inline_document is not None:
+                actor.signing_fields = [SigningField.model_validate(field)
+                                        for field in self.signing_fields[inline_document]
+                                        if str(field.get("Label", "")).startswith(mine)]
+            elif signer.type == "Signer" and location_ids is not None:
+                actor.location_ids = [location_id for key, location_id in location_ids.items()
+                                      if key.split(":", 1)[1].startswith(mine)]
+            stakeholder = Stakeholder(
+                email_address=str(signer.email), first_name=first_name, last_name=last_name or None,
+                language=signer.language or default_language,
+                external_stakeholder_reference=signer.external_reference, actors=[actor],
+            )
+            stakeholders.append(stakeholder.to_wire())
+        return stakeholders

@@ -1,0 +1,258 @@
+"""The package request: what a manifest, a routed inbox PDF or a POST /api/packages asks for.
+
+One pydantic model serves every entry point, so a package means the same thing however it
+arrives. Field names are camelCase on the wire (JSON) and snake_case in Python. Unknown fields are
+rejected, so a misspelt key never silently does nothing. `manifest.schema.json` is generated from
+`PackageRequest` (`python -m shared.pipeline.spec > shared/pipeline/manifest.schema.json`).
+
+Enumerations follow Connective API v3 and are matched case-insensitively; values are stored in
+their canonical spelling.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+SCHEMA_VERSION = "1"
+
+DOCUMENT_LANGUAGES = ("en", "nl", "de", "fr", "es")
+SIGNER_LANGUAGES = ("da", "de", "en", "es", "fi", "fr", "lv", "nb", "nl", "pl", "sv")
+SIGNING_TYPES = ("Manual", "BeId", "ManualBeId", "SmsOtp", "MailOtp", "Server", "Idin", "BeLawyer", "Biometric",
+                 "Itsme")
+_OPENID_SIGNING_TYPE = re.compile(r"^openidconnect:([A-Za-z0-9_.-]{1,64})$", re.IGNORECASE)
+
+MAX_DOCUMENTS = 30
+MAX_SIGNERS = 50
+MAX_LOCATIONS_PER_DOCUMENT = 30  # Connective's limit of signing fields per document
+# Characters Connective refuses in package and document names.
+_NAME_FORBIDDEN = re.compile(r"[/\\?%*:|'\"<>&\x00-\x1f\x7f]")
+_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _canonical(value: str, allowed: tuple[str, ...], what: str) -> str:
+    for option in allowed:
+        if option.lower() == value.strip().lower():
+            return option
+    raise ValueError(f"unsupported {what} {value!r}; expected one of {', '.join(allowed)}")
+
+
+def canonical_document_language(value: str) -> str:
+    return _canonical(value, DOCUMENT_LANGUAGES, "document language")
+
+
+def canonical_signer_language(value: str) -> str:
+    return _canonical(value, SIGNER_LANGUAGES, "signer language")
+
+
+def canonical_signing_type(value: str) -> str:
+    openid = _OPENID_SIGNING_TYPE.match(value.strip())
+    if openid:
+        return f"OpenIdConnect:{openid.group(1)}"
+    return _canonical(value, SIGNING_TYPES, "signing type")
+
+
+def _display_name(value: str) -> str:
+    value = value.strip()
+    if _NAME_FORBIDDEN.search(value):
+        raise ValueError("must not contain / \\ ? % * : | ' \" < > & or control characters")
+    return value
+
+
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=150), AfterValidator(_display_name)]
+DocumentLanguage = Annotated[str, AfterValidator(canonical_document_language)]
+SignerLanguage = Annotated[str, AfterValidator(canonical_signer_language)]
+SigningType = Annotated[str, AfterValidator(canonical_signing_type)]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False,
+                              str_strip_whitespace=True, frozen=False)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SigningLocation(_Model):
+    """Where a signer signs: a text marker or form field id, or a rectangle in points from the top-left."""
+
+    document: int | str = Field(
+        default=0, description="The document: its 0-based index in `documents`, or its `path`.")
+    marker: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="A text marker written in the PDF (e.g. #SIGN1#) or a form field id.")
+    page: int | None = Field(default=None, ge=-9999, le=9999,
+                             description="1-based page; negative counts from the last page (-1 = last).")
+    left: float | None = Field(default=None, ge=0, le=12000)
+    top: float | None = Field(default=None, ge=0, le=12000)
+    width: float | None = Field(default=None, gt=0, le=12000)
+    height: float | None = Field(default=None, gt=0, le=12000)
+
+    @model_validator(mode="after")
+    def _marker_or_rectangle(self) -> SigningLocation:
+        rectangle = (self.page, self.left, self.top, self.width, self.height)
+        if self.marker is not None:
+            if any(value is not None for value in rectangle):
+                raise ValueError("give either a marker or page/left/top/width/height, not both")
+        elif any(value is None for value in rectangle):
+            raise ValueError("give a marker, or all of page, left, top, width and height")
+        elif self.page == 0:
+            raise ValueError("page is 1-based (or negative from the last page); 0 is not a page")
+        return self
+
+
+class ReminderPolicy(_Model):
+    """Overrides the app-wide reminder settings for one package."""
+
+    first_after_hours: int | None = Field(default=None, ge=1, le=24 * 365)
+    every_hours: int | None = Field(default=None, ge=1, le=24 * 365)
+    max_count: int | None = Field(default=None, ge=0, le=50)
+
+
+class DocumentSpec(_Model):
+    """One document: a blob path (manifests, API) or base64 content (API only). Exactly one of the two."""
+
+    path: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = Field(
+        default=None, description="Blob path. In a manifest, relative to the batch folder.")
+    content: str | None = Field(default=None, description="Base64 PDF bytes (HTTP API only).")
+    name: DisplayName | None = Field(default=None, description="Name shown to signers; default: the file name.")
+    language: DocumentLanguage | None = Field(default=None, description="Language of signature texts.")
+    external_reference: Reference | None = None
+
+    @model_validator(mode="after")
+    def _path_or_content(self) -> DocumentSpec:
+        if (self.path is None) == (self.content is None):
+            raise ValueError("give exactly one of path and content")
+        return self
+
+
+class SignerSpec(_Model):
+    """A person in the signing process. Signers act in `order` (lowest first; equal orders in parallel)."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f<>]*$")]
+    email: EmailStr
+    phone: str | None = Field(default=None, description="E.164, for SMS OTP, e.g. +32477123456.")
+    language: SignerLanguage | None = Field(default=None, description="Language of the signer's pages and mails.")
+    order: int = Field(default=1, ge=1, le=1000)
+    type: Literal["Signer", "Receiver"] = "Signer"
+    signing_types: list[SigningType] = Field(default_factory=lambda: ["Manual"], min_length=1, max_length=10)
+    locations: list[SigningLocation] = Field(
+        default_factory=list, max_length=MAX_LOCATIONS_PER_DOCUMENT * MAX_DOCUMENTS,
+        description="Where this signer signs. None given: a default location on every document.")
+    external_reference: Reference | None = None
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_any_case(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            for option in ("Signer", "Receiver"):
+                if option.lower() == value.strip().lower():
+                    return option
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not _PHONE.match(value):
+            raise ValueError("phone must be E.164: + and 7 to 15 digits, no spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _receivers_do_not_sign(self) -> SignerSpec:
+        if self.type == "Receiver" and self.locations:
+            raise ValueError("a Receiver has no signing locations")
+        return self
+
+    @property
+    def first_and_last_name(self) -> tuple[str, str]:
+        first, _, last = self.name.rpartition(" ")
+        return (first, last) if first else (self.name, "")
+
+
+class PackageRequest(_Model):
+    """A signing package: its documents, its signers and how the package behaves."""
+
+    model_config = ConfigDict(title="PackageRequest")
+
+    schema_version: Literal["1"] = Field(description="Version of this schema; always \"1\".")
+    name: DisplayName = Field(description="Package name shown in the portal and used as the ZIP name.")
+    initiator: EmailStr | None = Field(
+        default=None, description="Email of a registered portal user; default: the DEFAULT_INITIATOR setting.")
+    document_group_code: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
+    external_reference: Reference | None = Field(
+        default=None, description="Your own reference; kept with the package and returned in events.")
+    correlation_id: Reference | None = Field(
+        default=None, description="Connective CorrelationId (needs the audit-proof feature).")
+    expires_at: datetime | None = Field(default=None, description="Expiry, ISO-8601 with a time zone.")
+    expiry_days: int | None = Field(default=None, ge=1, le=366, description="Expiry in days from creation.")
+    reminders: ReminderPolicy | None = None
+    subscribers: list[Annotated[str, StringConstraints(min_length=1, max_length=2048)]] = Field(
+        default_factory=list, max_length=10, description="Webhook URLs that receive this package's events.")
+    documents: list[DocumentSpec] = Field(min_length=1, max_length=MAX_DOCUMENTS)
+    signers: list[SignerSpec] = Field(min_length=1, max_length=MAX_SIGNERS)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware_and_future(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("expiresAt needs a time zone, e.g. 2030-01-31T17:00:00Z")
+        if value <= datetime.now(UTC):
+            raise ValueError("expiresAt is in the past")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PackageRequest:
+        if self.expires_at is not None and self.expiry_days is not None:
+            raise ValueError("give expiresAt or expiryDays, not both")
+        if not any(signer.type == "Signer" for signer in self.signers):
+            raise ValueError("at least one signer must have type Signer")
+        emails = [str(signer.email).lower() for signer in self.signers]
+        if len(set(emails)) != len(emails):
+            raise ValueError("each signer email may appear only once")
+        paths = [document.path for document in self.documents if document.path is not None]
+        if len(set(paths)) != len(paths):
+            raise ValueError("each document path may appear only once")
+        for signer in self.signers:
+            for location in signer.locations:
+                self.document_index(location.document)
+        return self
+
+    def document_index(self, reference: int | str) -> int:
+        """The index of the document a location names (by index or by path)."""
+        if isinstance(reference, int):
+            if 0 <= reference < len(self.documents):
+                return reference
+            raise ValueError(f"location names document {reference}, but there are {len(self.documents)}")
+        for index, document in enumerate(self.documents):
+            if document.path == reference:
+                return index
+        raise ValueError(f"location names document {reference!r}, which is not in documents")
+
+
+def json_schema() -> dict[str, Any]:
+    schema = PackageRequest.model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def render_json_schema() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_json_schema(), end="")

@@ -64,6 +64,7 @@ class PackageRecord(BaseModel):
     final_reason: str | None = None  # rejection reason, revocation, failure text
     last_error: str | None = None
     error_report: str | None = None  # signing-errors/ blob of an InputRejected input
+    creation_lease_until: datetime | None = None  # a creation attempt owns the row until then
     subscribers: list[str] = Field(default_factory=list)
     # Connective's documents (id, name, type) from the last status read; the archive names its files by them.
     documents: list[dict[str, Any]] = Field(default_factory=list)

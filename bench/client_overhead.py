@@ -1,0 +1,117 @@
+"""The client's cost per call: Get Package Status through `ConnectiveClient` against a bare
+`requests.Session.get` of the same sandbox endpoint.
+
+The client's call includes what production pays for: the rate token (a limiter far above the number
+of calls, so it never waits), the retry loop, the structured log line (formatted to a null stream)
+and parsing the answer into a model. Calls alternate between the two, so drift in the sandbox's
+speed affects both alike. `client.overhead_ratio` is the median client call over the median bare one.
+
+    .venv/bin/python -m bench.client_overhead
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from devtools.ports import free_port, wait_for_port
+from shared.connective import ConnectiveClient, ConnectiveConfig, LocalRateLimiter, RetryConfig
+from shared.logging import configure
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+USER, PASSWORD = "bench", "bench-password-1"
+ROUNDS = 400
+WARMUP = 30
+
+
+@dataclass
+class RunningSandbox:
+    base_url: str
+    root_url: str
+
+    def admin(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        response = requests.request(method, f"{self.root_url}/_sandbox/{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
+        response.raise_for_status()
+        return response
+
+
+@contextlib.contextmanager
+def running_sandbox(*knobs: str) -> Iterator[RunningSandbox]:
+    """A sandbox of the benchmark's own, throttle off unless the knobs say otherwise."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.sandbox", "--host", "127.0.0.1", "--port", str(port),
+         "--user", f"{USER}:{PASSWORD}", "--rate-calls", "0", *knobs],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for_port(port, timeout_s=15)
+        root = f"http://127.0.0.1:{port}"
+        yield RunningSandbox(base_url=f"{root}/webportalapi/v3", root_url=root)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def bench_client(base_url: str, **config: object) -> ConnectiveClient:
+    cfg = ConnectiveConfig(base_url=base_url, username=USER, password=PASSWORD,
+                           retry=RetryConfig(max_attempts=3, total_s=30), **config)  # type: ignore[arg-type]
+    return ConnectiveClient(cfg, LocalRateLimiter(1_000_000, 60))
+
+
+def run() -> dict[str, object]:
+    configure(logging.INFO, io.StringIO())  # the client's log lines are formatted, as in production
+    with running_sandbox() as sandbox:
+        client = bench_client(sandbox.base_url)
+        package_id = client.create_package({"initiator": "bench@example.com", "package_name": "bench"}).package_id
+        url = f"{sandbox.base_url}/packages/{package_id}/status"
+        bare = requests.Session()
+        bare.auth = (USER, PASSWORD)
+
+        def bare_call() -> None:
+            bare.get(url, timeout=(5, 60)).raise_for_status()
+
+        def client_call() -> None:
+            client.get_package_status(package_id)
+
+        for _ in range(WARMUP):
+            bare_call()
+            client_call()
+        bare_times: list[float] = []
+        client_times: list[float] = []
+        print(f"client_overhead: {ROUNDS} alternating Get Package Status calls each way")
+        for index in range(ROUNDS):
+            pairs = ((bare_call, bare_times), (client_call, client_times))
+            for call, times in pairs if index % 2 == 0 else reversed(pairs):
+                started = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - started)
+    bare_ms = statistics.median(bare_times) * 1000
+    client_ms = statistics.median(client_times) * 1000
+    return {
+        "client.bare_call_ms": round(bare_ms, 3),
+        "client.client_call_ms": round(client_ms, 3),
+        "client.overhead_ms": round(client_ms - bare_ms, 3),
+        "client.overhead_ratio": round(client_ms / bare_ms, 3),
+    }
+
+
+if __name__ == "__main__":
+    results = run()
+    for key, value in results.items():
+        print(f"{key} = {value}")
+    print(f"goal: client.overhead_ratio <= 1.2 -> {'met' if results['client.overhead_ratio'] <= 1.2 else 'MISSED'}")  # type: ignore[operator]

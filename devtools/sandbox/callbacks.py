@@ -23,7 +23,7 @@ from devtools.sandbox.stats import Stats
 
 LOG = logging.getLogger("devtools.sandbox.callbacks")
 REORDER_HOLD_S = 1.0  # a held callback goes out alone when no other arrives within this time
-WORKERS = 4
+WORKERS = 1  # one sender keeps callbacks in order unless a knob reorders them
 
 
 @dataclass(order=True)

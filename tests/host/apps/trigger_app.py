@@ -4,6 +4,7 @@ the table `HostCalls` (through a table output binding), so tests can see what ra
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -17,7 +18,7 @@ CALLS_TABLE = "HostCalls"
 
 
 def record(row: func.Out[str], function: str, **fields: object) -> None:
-    row.set(json.dumps({"PartitionKey": function, "RowKey": str(uuid.uuid4()), **fields}))
+    row.set(json.dumps({"PartitionKey": function, "RowKey": str(uuid.uuid4()), "pid": os.getpid(), **fields}))
 
 
 @app.route(route="items/{id:int}/{label?}", methods=["GET", "POST"])

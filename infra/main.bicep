@@ -14,6 +14,12 @@ param location string
 @description('Full Connective API v3 base URL, https://host[/prefix]/webportalapi/v3.')
 param connectiveBaseUrl string
 
+@description('Email of the Connective portal user who initiates packages that name no initiator.')
+param defaultInitiator string = ''
+
+@description('Public base URL of the app for callback URLs; empty means https://<default host name>.')
+param publicBaseUrl string = ''
+
 @description('Object id of the person or pipeline running azd; it may write Key Vault secrets.')
 param principalId string = ''
 
@@ -194,6 +200,8 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     connectiveBaseUrl: connectiveBaseUrl
+    publicBaseUrl: publicBaseUrl
+    defaultInitiator: defaultInitiator
     connectiveRateCalls: connectiveRateCalls
     connectiveRateWindowSeconds: connectiveRateWindowSeconds
     deleteAfterArchive: deleteAfterArchive

@@ -15,6 +15,9 @@ param pythonVersion string
 param maximumInstanceCount int
 param instanceMemoryMB int
 param connectiveBaseUrl string
+@description('Empty: the default host name Azure gives the site.')
+param publicBaseUrl string
+param defaultInitiator string
 param connectiveRateCalls int
 param connectiveRateWindowSeconds int
 param deleteAfterArchive bool
@@ -145,7 +148,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CALLBACK_RATE_WAIT_S: '0.05'
     QUEUE_RATE_WAIT_S: '2'
     // Callbacks from Connective.
-    PUBLIC_BASE_URL: 'https://${site.properties.defaultHostName}'
+    PUBLIC_BASE_URL: empty(publicBaseUrl) ? 'https://${site.properties.defaultHostName}' : publicBaseUrl
     CALLBACK_SECRETS: '${keyVaultPrefix}CALLBACK-SECRETS)'
     CALLBACK_FUNCTION_KEY: '${keyVaultPrefix}CALLBACK-FUNCTION-KEY)'
     STATUS_REFRESH_DELAY_S: '10'
@@ -154,6 +157,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     INTAKE_MAX_DOCUMENT_MB: '150'
     ROUTING_PROFILES: ''
     DEFAULT_DOCUMENT_LANGUAGE: 'en'
+    DEFAULT_INITIATOR: defaultInitiator
     // Archive.
     DELETE_AFTER_ARCHIVE: string(deleteAfterArchive)
     ARCHIVE_RETRY_DELAY_S: '30'

@@ -64,7 +64,8 @@ def test_azure_values_that_differ_from_local(app_settings: dict[str, object]) ->
     assert app_settings["BLOB_TRIGGER_SOURCE"] == "EventGrid"
     assert app_settings["CONNECTIVE_RATE_LIMITER"] == "table"
     assert app_settings["WEBHOOK_ALLOW_LOOPBACK"] == "false"
-    assert app_settings["PUBLIC_BASE_URL"] == "https://${site.properties.defaultHostName}"
+    public_url = app_settings["PUBLIC_BASE_URL"]["operator"]["operands"]  # type: ignore[index]
+    assert public_url["true_value"] == "https://${site.properties.defaultHostName}"
     assert app_settings["CONNECTIVE_BASE_URL"] == "connectiveBaseUrl"
 
 

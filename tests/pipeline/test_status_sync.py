@@ -84,7 +84,8 @@ def test_expired_records_its_reason_and_an_extension_clears_it(store: Store) -> 
     apply_status(store, ref, status("Expired", actor("a-1", "Available", "ann@example.com"),
                                     expiry="2030-01-01T00:00:00Z"), source="test")
     row = store.packages.get(ref)
-    assert row is not None and row.status is PackageStatus.EXPIRED and row.final_reason == "Expired at 2030-01-01T00:00:00+00:00"
+    assert row is not None and row.status is PackageStatus.EXPIRED
+    assert row.final_reason == "Expired at 2030-01-01T00:00:00+00:00"
 
     apply_status(store, ref, status("Pending", actor("a-1", "Available", "ann@example.com"),
                                     expiry="2030-01-08T00:00:00Z"), source="test")

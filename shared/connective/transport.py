@@ -83,7 +83,7 @@ class Transport:
         path_params = path_params or {}
         url = self.url(operation, operation.render(**path_params))
         headers = {"Accept": accept} if accept else {}
-        context = {"operation": operation.name, "method": operation.method, "path": operation.path,
+        context: dict[str, Any] = {"operation": operation.name, "method": operation.method, "path": operation.path,
                    "package_id": path_params.get("package_id") or path_params.get("correlation_id")}
         first_sent_at: float | None = None
         possibly_applied = False

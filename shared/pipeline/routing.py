@@ -138,7 +138,8 @@ def single_pdf_request(*, blob_name: str, metadata: dict[str, str], profiles: di
     if "signers" in values:
         signers = parse_signers(values["signers"])
     elif profile is not None and profile.signers:
-        signers = [signer.to_json_dict() for signer in profile.signers]
+        # Only what the profile says, so the profile's and the metadata's defaults still apply.
+        signers = [signer.model_dump(mode="json", by_alias=True, exclude_unset=True) for signer in profile.signers]
     else:
         folder = folder_of(blob_name) or "(inbox root)"
         raise Rejection("signers_missing",

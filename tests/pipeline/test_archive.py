@@ -1,0 +1,190 @@
+"""The archive worker against Azurite and the sandbox: files, metadata, sha256, call budget, repeats,
+409 retries and deletion after archiving."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import pytest
+
+from shared.connective import NotFoundError
+from shared.pipeline.archive import ArchiveOutcome, handle_archive_request
+from shared.pipeline.status_sync import apply_status
+from shared.storage import names
+from shared.storage.status import PackageStatus
+from shared.storage.store import Store
+from tests.pipeline.callback_world import (
+    act,
+    actors,
+    calls,
+    client_for,
+    insert_row,
+    instant_package,
+    multi_document_package,
+    new_ref,
+    queued,
+    settings_for,
+    store_for,
+)
+
+
+@pytest.fixture()
+def store(storage_connection_string: str) -> Store:
+    return store_for(storage_connection_string)
+
+
+def sign_everyone(sandbox, package_id: str) -> None:
+    for actor in actors(sandbox, package_id):
+        act(sandbox, package_id, actor["id"], "sign")
+
+
+def finished_row(store, sandbox, client, ref: str, package_id: str) -> None:
+    """A row brought to Finished by a status read, as a callback would (1 call)."""
+    insert_row(store, ref, package_id)
+    apply_status(store, ref, client.get_package_status(package_id), source="test")
+    assert queued(store, names.ARCHIVE_REQUESTS_QUEUE, ref) == [{"packageRef": ref, "reason": "test"}]
+
+
+def blobs(store, ref: str) -> dict[str, dict]:
+    container = store.clients.container(names.SIGNED_CONTAINER)
+    return {blob.name: {"metadata": blob.metadata, "type": blob.content_settings.content_type, "size": blob.size,
+                        "etag": blob.etag}
+            for blob in container.list_blobs(include=["metadata"]) if f"/{ref}/" in blob.name}
+
+
+def read_blob(store, name: str) -> bytes:
+    return store.clients.container(names.SIGNED_CONTAINER).download_blob(name).readall()
+
+
+def served(client, package_id: str, document_id: str) -> str:
+    sink = io.BytesIO()
+    client.download_document_from_package(package_id, document_id, sink)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+def test_one_document_package_is_archived_within_the_call_budget(store, sandbox, storage_connection_string) -> None:
+    settings = settings_for(sandbox, storage_connection_string)
+    client = client_for(sandbox)
+    ref = new_ref()
+    package_id = instant_package(client, ref, ["ann@example.com"], document_name="Lease contract")
+    sign_everyone(sandbox, package_id)
+    finished_row(store, sandbox, client, ref, package_id)
+
+    result = handle_archive_request(store, client, settings, {"packageRef": ref})
+
+    assert result.outcome is ArchiveOutcome.ARCHIVED
+    assert calls(sandbox, package_id) == 4  # instant package, status read, document, package audit proof
+    row = store.packages.get(ref)
+    assert row is not None and row.status is PackageStatus.ARCHIVED and row.archived_at is not None
+    folder = f"{row.created_at:%Y}/{row.created_at:%m}/{ref}/"
+    assert row.archive_location is not None and row.archive_location.endswith(folder)
+    stored = blobs(store, ref)
+    assert set(stored) == {folder + name for name in ("01-Lease contract.pdf", "01-Lease contract.audit-proof.xml",
+                                                      "audit-proof.xml", "summary.json")}
+    document = stored[folder + "01-Lease contract.pdf"]
+    assert document["type"] == "application/pdf"
+    assert document["metadata"]["packageid"] == package_id and document["metadata"]["packageref"] == ref
+    document_id = row.documents[0]["document_id"]
+    assert document["metadata"]["sha256"] == served(client, package_id, document_id)
+    for name, entry in stored.items():
+        assert entry["metadata"]["sha256"] == hashlib.sha256(read_blob(store, name)).hexdigest()
+    summary = json.loads(read_blob(store, folder + "summary.json"))
+    assert summary["packageId"] == package_id and summary["signers"][0]["completed_at"]
+    assert {f["name"] for f in summary["files"]} == {"01-Lease contract.pdf", "01-Lease contract.audit-proof.xml",
+                                                     "audit-proof.xml"}
+    assert summary["files"] == row.archived_files[:3]
+    proof = read_blob(store, folder + "01-Lease contract.audit-proof.xml")
+    assert document_id.encode() in proof and b"<upload " in proof
+
+
+def test_several_documents_come_from_one_zip_and_repeats_change_nothing(store, sandbox,
+                                                                         storage_connection_string) -> None:
+    settings = settings_for(sandbox, storage_connection_string)
+    client = client_for(sandbox)
+    ref = new_ref()
+    package_id = multi_document_package(client, ref, ["offer", "terms", "offer"], "ann@example.com")
+    sign_everyone(sandbox, package_id)
+    finished_row(store, sandbox, client, ref, package_id)
+    before = calls(sandbox, package_id)
+
+    assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
+
+    assert calls(sandbox, package_id) - before == 2  # the package ZIP and the package audit proof
+    row = store.packages.get(ref)
+    assert row is not None and row.status is PackageStatus.ARCHIVED
+    folder = f"{row.created_at:%Y}/{row.created_at:%m}/{ref}/"
+    first = blobs(store, ref)
+    assert sorted(name[len(folder):] for name in first) == [
+        "01-offer.audit-proof.xml", "01-offer.pdf", "02-terms.audit-proof.xml", "02-terms.pdf",
+        "03-offer.audit-proof.xml", "03-offer.pdf", "audit-proof.xml", "summary.json"]
+    for index, document in enumerate(row.documents, start=1):
+        name = f"{folder}{index:02d}-{document['name']}.pdf"
+        assert first[name]["metadata"]["sha256"] == served(client, package_id, document["document_id"])
+        assert first[name]["metadata"]["documentid"] == document["document_id"]
+        proof = read_blob(store, f"{folder}{index:02d}-{document['name']}.audit-proof.xml")
+        others = [d["document_id"] for d in row.documents if d["document_id"] != document["document_id"]]
+        assert document["document_id"].encode() in proof and not any(o.encode() in proof for o in others)
+
+    # A repeat of the message (at-least-once delivery) finds the row Archived: no call, no write.
+    calls_after = calls(sandbox, package_id)
+    again = handle_archive_request(store, client, settings, {"packageRef": ref})
+    assert again.outcome is ArchiveOutcome.ALREADY_ARCHIVED and calls(sandbox, package_id) == calls_after
+    assert blobs(store, ref) == first
+
+    # A run interrupted after its uploads (the row still Finished) writes the same names and spends no call.
+    store.packages.mutate(ref, lambda r: setattr(r, "status", PackageStatus.FINISHED) or True)
+    assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
+    assert calls(sandbox, package_id) == calls_after
+    assert set(blobs(store, ref)) == set(first)
+
+
+def test_not_ready_at_connective_comes_back_later_and_gives_up_after_the_limit(
+        store, sandbox, storage_connection_string) -> None:
+    settings = settings_for(sandbox, storage_connection_string, ARCHIVE_MAX_ATTEMPTS="2")
+    client = client_for(sandbox)
+    ref = new_ref()
+    package_id = instant_package(client, ref, ["ann@example.com"])
+    insert_row(store, ref, package_id)
+    apply_status(store, ref, client.get_package_status(package_id), source="test")  # Pending: documents known
+    store.packages.mutate(ref, lambda r: setattr(r, "status", PackageStatus.FINISHED) or True)
+
+    first = handle_archive_request(store, client, settings, {"packageRef": ref})
+
+    assert first.outcome is ArchiveOutcome.NOT_READY and first.retry_after_s == 1
+    row = store.packages.get(ref)
+    assert row is not None and row.archive_attempts == 1 and row.status is PackageStatus.FINISHED
+    message = queued(store, names.ARCHIVE_REQUESTS_QUEUE, ref, wait_s=1.2)
+    assert message == [{"packageRef": ref, "reason": "not-ready"}]
+    assert handle_archive_request(store, client, settings, message[0]).outcome is ArchiveOutcome.GAVE_UP
+    assert queued(store, names.ARCHIVE_REQUESTS_QUEUE, ref, wait_s=2.2) == []
+    assert blobs(store, ref) == {}
+
+
+def test_rows_that_are_not_finished_are_dropped(store, sandbox, storage_connection_string) -> None:
+    settings = settings_for(sandbox, storage_connection_string)
+    ref = new_ref()
+    insert_row(store, ref, "pkg", status=PackageStatus.REJECTED)
+    assert handle_archive_request(store, client_for(sandbox), settings,
+                                  {"packageRef": ref}).outcome is ArchiveOutcome.NOT_FINISHED
+    assert handle_archive_request(store, client_for(sandbox), settings,
+                                  {"packageRef": new_ref()}).outcome is ArchiveOutcome.NO_ROW
+
+
+def test_delete_after_archive_removes_the_package_at_connective(store, sandbox, storage_connection_string) -> None:
+    settings = settings_for(sandbox, storage_connection_string, DELETE_AFTER_ARCHIVE="true")
+    client = client_for(sandbox)
+    ref = new_ref()
+    package_id = instant_package(client, ref, ["ann@example.com"])
+    sign_everyone(sandbox, package_id)
+    finished_row(store, sandbox, client, ref, package_id)
+
+    assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
+
+    with pytest.raises(NotFoundError):
+        client.get_package_status(package_id)
+    row = store.packages.get(ref)
+    assert row is not None and row.status is PackageStatus.ARCHIVED and row.connective_deleted_at is not None
+    assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is \
+        ArchiveOutcome.ALREADY_ARCHIVED  # no second delete

@@ -83,7 +83,8 @@ def _package_admin(sandbox: Sandbox, method: str, parts: list[str], body: dict[s
     raise not_found("Admin.UnknownRoute", f"no admin endpoint {method} /_sandbox/packages/{'/'.join(parts)}")
 
 
-def _actor_admin(sandbox: Sandbox, package_id: str, actor_id: str, action: str, body: dict[str, Any]) -> tuple[int, Any]:
+def _actor_admin(sandbox: Sandbox, package_id: str, actor_id: str, action: str,
+                 body: dict[str, Any]) -> tuple[int, Any]:
     package, holder, actor = sandbox.resolve_actor(package_id, actor_id)
     person_index = int(body.get("person_index", 0))
     if action == "sign":

@@ -56,7 +56,8 @@ class CallbackDispatcher:
         self._stopped = False
         self._generation = 0
         self._session = requests.Session()
-        self._threads = [threading.Thread(target=self._work, name=f"callbacks-{n}", daemon=True) for n in range(WORKERS)]
+        self._threads = [threading.Thread(target=self._work, name=f"callbacks-{n}", daemon=True)
+                         for n in range(WORKERS)]
         for thread in self._threads:
             thread.start()
 

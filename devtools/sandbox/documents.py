@@ -83,7 +83,8 @@ def build_document(body: dict[str, Any], content: Path, representation: Path | N
     if representation is not None:
         fields.choice(body, "RepresentationType", ("application/pdf",), where=where)
         if fields.text(body, "RepresentationType") is None:
-            raise bad_request(f"{where}.RepresentationType.Required", "RepresentationType is required with Representation")
+            raise bad_request(f"{where}.RepresentationType.Required",
+                              "RepresentationType is required with Representation")
     size = content.stat().st_size
     if size == 0:
         raise bad_request(f"{where}.Document.Empty", "the document is empty")

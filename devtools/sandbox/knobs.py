@@ -14,11 +14,13 @@ from typing import Any
 @dataclass
 class Knobs:
     # Throttle: at most rate_calls calls in any sliding window of rate_window seconds per user (0 = off).
-    rate_calls: int = field(default=100, metadata={"help": "calls allowed per user in any sliding window (0: no limit)"})
+    rate_calls: int = field(default=100,
+                            metadata={"help": "calls allowed per user in any sliding window (0: no limit)"})
     rate_window: float = field(default=60.0, metadata={"help": "length of the sliding throttle window in seconds"})
     # Signing without a person.
     auto_sign: bool = field(default=False, metadata={"help": "sign (or reject) for every available actor"})
-    auto_sign_delay: float = field(default=1.0, metadata={"help": "sandbox-clock seconds an actor waits before auto-signing"})
+    auto_sign_delay: float = field(default=1.0,
+                                   metadata={"help": "sandbox-clock seconds an actor waits before auto-signing"})
     reject_substring: str = field(
         default="reject",
         metadata={"help": "auto-sign rejects when the signer's email or a document name contains this (empty: never)"},
@@ -95,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + knob.name.replace("_", "-")
         help_text = f"{knob.metadata['help']} (default: {knob.default})"
         if str(knob.type) == "bool":
-            parser.add_argument(flag, dest=knob.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            parser.add_argument(flag, dest=knob.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
         else:
             parser.add_argument(flag, dest=knob.name, default=None, help=help_text)
 

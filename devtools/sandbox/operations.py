@@ -39,7 +39,8 @@ class Operation:
 
 def _draft(package: Package, what: str) -> None:
     if package.status != "Draft":
-        raise conflict("Package.InvalidStatus", f"{what} needs a Draft package; package {package.id} is {package.status}")
+        raise conflict("Package.InvalidStatus",
+                       f"{what} needs a Draft package; package {package.id} is {package.status}")
 
 
 def _timestamp(body: dict[str, Any], name: str, where: str) -> datetime | None:
@@ -74,7 +75,8 @@ def _new_package(sandbox: Sandbox, request: ApiRequest, fallback_name: str | Non
     days = fields.integer(body, "ActionUrlExpirationPeriodInDays", where=where)
     if days is not None and days <= 0:
         raise bad_request("Package.ActionUrlExpirationPeriodInDays.Invalid", "must be a positive number of days")
-    extra = {key: fields.boolean(body, key, where=where) for key in ("DownloadUnsignedFiles", "ReassignEnabled")}
+    extra: dict[str, Any] = {key: fields.boolean(body, key, where=where)
+                             for key in ("DownloadUnsignedFiles", "ReassignEnabled")}
     extra["ThemeCode"] = fields.text(body, "ThemeCode", where=where)
     extra["ActionUrlExpirationPeriodInDays"] = days
     return Package(

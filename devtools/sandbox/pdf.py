@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pypdf import PdfReader, PdfWriter
+from pypdf import PageObject, PdfReader, PdfWriter
 from pypdf.errors import PyPdfError
 from pypdf.generic import ArrayObject, DictionaryObject
 from reportlab.lib.colors import Color
@@ -140,7 +140,7 @@ def stamp_pdf(source: Path, target: Path, stamps: list[Stamp]) -> None:
         writer.write(handle)
 
 
-def _overlay(width: float, height: float, stamps: list[Stamp]) -> object:
+def _overlay(width: float, height: float, stamps: list[Stamp]) -> PageObject:
     buffer = io.BytesIO()
     sheet = canvas.Canvas(buffer, pagesize=(width, height))
     for stamp in stamps:

@@ -10,7 +10,8 @@ from devtools.sandbox import fields
 from devtools.sandbox.errors import bad_request, conflict, not_found
 from devtools.sandbox.model import Actor, Package, Person, Stakeholder, new_id
 
-SIGNING_TYPES = ("Manual", "BeId", "ManualBeId", "SmsOtp", "MailOtp", "Server", "Idin", "BeLawyer", "Biometric", "Itsme")
+SIGNING_TYPES = ("Manual", "BeId", "ManualBeId", "SmsOtp", "MailOtp", "Server", "Idin", "BeLawyer", "Biometric",
+                 "Itsme")
 SIGNING_TYPE_ALIASES = {"digital": "BeId", "manualdigital": "ManualBeId"}
 VALIDATIONS = ("Disabled", "MatchId", "NameAndBirthDate")
 LEGAL_NOTICES = ("LEGALNOTICE1", "LEGALNOTICE2", "LEGALNOTICE3")
@@ -123,7 +124,8 @@ def _check_locations(package: Package, stakeholders: list[Stakeholder]) -> None:
             for location_id in actor.location_ids:
                 location = package.find_location(location_id)
                 if location is None:
-                    raise not_found(f"Location.NotFound:{location_id}", f"no signing location {location_id} in the package")
+                    raise not_found(f"Location.NotFound:{location_id}",
+                                    f"no signing location {location_id} in the package")
                 if location.id in taken and taken[location.id] != actor.id:
                     raise conflict(f"Location.AlreadyAssigned:{location_id}",
                                    "a signing location can belong to one signer only")

@@ -170,9 +170,10 @@ class Handler(BaseHTTPRequestHandler):
         wait_s = sandbox.throttle.try_acquire(user, knobs.rate_calls, knobs.rate_window)
         if wait_s is not None:
             sandbox.stats.record_throttled(user)
-            error = ApiError(429, "Request.Throttled", f"more than {knobs.rate_calls} calls in {knobs.rate_window:g} s",
-                             {"Retry-After": retry_after_header(wait_s)})
-            self._send_error(error, knobs.error_format)
+            throttled = ApiError(429, "Request.Throttled",
+                                 f"more than {knobs.rate_calls} calls in {knobs.rate_window:g} s",
+                                 {"Retry-After": retry_after_header(wait_s)})
+            self._send_error(throttled, knobs.error_format)
             return
         version = params.pop("_version")
         if knobs.latency_ms:
@@ -180,18 +181,22 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(knobs.latency_ms / 1000)
         fault = self._pick_fault(knobs.fault_500_rate, knobs.fault_503_rate)
         if fault is not None:
-            sandbox.stats.record_call(operation.name, user, params.get("id"), sandbox.references.get(params.get("id", "")))
+            self._count(operation, user, params.get("id"))
             sandbox.stats.record_fault(str(fault.status))
             self._send_error(fault, knobs.error_format)
             return
         reply = self._run(operation, params, query, user, version)
-        package_id = reply.package_id or params.get("id")
-        sandbox.stats.record_call(operation.name, user, package_id, sandbox.references.get((package_id or "").lower()))
+        self._count(operation, user, reply.package_id or params.get("id"))
         if knobs.hang_rate and sandbox.rng.random() < knobs.hang_rate:
             # The change is applied; the answer comes too late for the client, which sees an ambiguous outcome.
             sandbox.stats.record_fault("hang")
             time.sleep(knobs.hang_seconds)
         self._send_reply(reply, knobs.error_format)
+
+    def _count(self, operation: Operation, user: str, package_id: str | None) -> None:
+        package_id = package_id.lower() if package_id else None
+        reference = self.sandbox.references.get(package_id or "")
+        self.sandbox.stats.record_call(operation.name, user, package_id, reference)
 
     def _pick_fault(self, rate_500: float, rate_503: float) -> ApiError | None:
         if not rate_500 and not rate_503:

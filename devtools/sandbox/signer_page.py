@@ -98,6 +98,7 @@ def _overview(sandbox: Sandbox, package_id: str) -> Page:
         rows = "".join(
             f"<li>{escape(person.display_name)} ({escape(actor.type)}, {escape(actor.status)}): "
             f"<a href='{escape(action_url(sandbox.link_base, token or ''))}'>open</a></li>"
-            for holder, actor in package.actors() for (_, token), person in zip(actor.links, holder.persons, strict=False)
+            for holder, actor in package.actors()
+            for (_, token), person in zip(actor.links, holder.persons, strict=False)
         )
     return _html(f"Face to face: {package.name}", f"<ul>{rows}</ul>")

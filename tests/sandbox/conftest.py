@@ -54,7 +54,8 @@ class Api:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def pending_package(self, signers: list[str] | None = None, sequential: bool = True, **extra: Any) -> dict[str, Any]:
+    def pending_package(self, signers: list[str] | None = None, sequential: bool = True,
+                        **extra: Any) -> dict[str, Any]:
         """A Pending package, one document with one coordinate location per signer. Returns its status."""
         signers = signers or ["anna@example.com", "bert@example.com"]
         package_id = self.create(**extra)

@@ -144,7 +144,8 @@ def test_add_document_rejects_bad_input(api: Api) -> None:
         ({"DocumentName": "x", "Document": b64(b"plain text, not a PDF")}, 400, "Document.Document.Invalid"),
         ({"DocumentName": "x", "Document": b64(pdf[: len(pdf) // 2])}, 400, "Document.Document.Invalid"),
         ({"Document": b64(pdf)}, 400, "Document.DocumentName.Required"),
-        ({"DocumentName": "x", "Document": b64(pdf), "DocumentLanguage": "xx"}, 400, "Document.DocumentLanguage.Invalid"),
+        ({"DocumentName": "x", "Document": b64(pdf), "DocumentLanguage": "xx"},
+         400, "Document.DocumentLanguage.Invalid"),
         ({"DocumentName": "x", "Document": b64(pdf), "SigningFields": [{"MarkerOrFieldId": "#NOPE#"}]},
          409, "Document.MarkerNotFound"),
         ({"DocumentName": "x", "Document": b64(pdf), "SigningFields": [coordinates(page=0)]},
@@ -169,7 +170,8 @@ def test_add_document_rejects_bad_input(api: Api) -> None:
 def test_xml_documents_are_accepted_when_well_formed(api: Api) -> None:
     package_id = api.create()
     good = api.call("POST", f"/packages/{package_id}/documents", json={
-        "DocumentName": "data", "DocumentType": "application/xml", "Document": b64(b"<invoice><total>1</total></invoice>"),
+        "DocumentName": "data", "DocumentType": "application/xml",
+        "Document": b64(b"<invoice><total>1</total></invoice>"),
         "Representation": b64(signable_pdf()), "RepresentationType": "application/pdf",
         "SigningFields": [coordinates()]})
     assert good.status_code == 200, good.text
@@ -237,14 +239,17 @@ def test_set_process_v31_groups_and_approvers(api: Api) -> None:
         {"Type": "Person", "EmailAddress": "boss@example.com", "LastName": "Boss",
          "Actors": [{"Type": "Approver", "OrderIndex": 1}]},
         {"Type": "PersonGroup", "PersonGroupName": "Lawyers", "Persons": [
-            {"EmailAddress": "l1@example.com", "LastName": "One"}, {"EmailAddress": "l2@example.com", "LastName": "Two"}],
+            {"EmailAddress": "l1@example.com", "LastName": "One"},
+            {"EmailAddress": "l2@example.com", "LastName": "Two"}],
          "Actors": [{"Type": "Signer", "OrderIndex": 2, "Locations": [{"Id": locations[0]}]}]},
         {"Type": "ContactGroup", "ContactGroupCode": "HR",
-         "Actors": [{"Type": "Signer", "OrderIndex": 2, "Locations": [{"Id": locations[1], "LegalNoticeCode": "LEGALNOTICE1"}]}]},
+         "Actors": [{"Type": "Signer", "OrderIndex": 2,
+                     "Locations": [{"Id": locations[1], "LegalNoticeCode": "LEGALNOTICE1"}]}]},
     ]}
     assert v31.call("PUT", f"/packages/{package_id}/process", json=body).status_code == 200
     status = api.call("PUT", f"/packages/{package_id}/status", json={"Status": "Pending"}).json()
     approver, group, contacts = (holder["Actors"][0] for holder in status["Stakeholders"])
+    assert contacts["ActionUrls"][0]["EmailAddress"] == "hr@contactgroup.sandbox"
     assert approver["ActorStatus"] == "Available" and approver["ActionUrl"]
     assert group["ActorStatus"] == "Draft" and group["ActionUrl"] is None
     assert [url["EmailAddress"] for url in group["ActionUrls"]] == ["l1@example.com", "l2@example.com"]
@@ -297,7 +302,8 @@ def instant_body(**extra: object) -> dict[str, object]:
             "ExternalPackageReference": "INSTANT-1", "Stakeholders": [
                 {"EmailAddress": "s@example.com", "FirstName": "Sam", "LastName": "Signer", "Actors": [
                     {"Type": "Signer", "SigningFields": [{"MarkerOrFieldId": "#A#", "Label": "A"}]}]},
-                {"EmailAddress": "r@example.com", "LastName": "Reader", "Actors": [{"Type": "Receiver", "OrderIndex": 2}]}],
+                {"EmailAddress": "r@example.com", "LastName": "Reader",
+                 "Actors": [{"Type": "Receiver", "OrderIndex": 2}]}],
             **extra}
 
 

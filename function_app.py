@@ -2,8 +2,10 @@
 
 import azure.functions as func
 
-from functions import intake
+from functions import archive, callbacks, intake
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(intake.bp)
+app.register_functions(callbacks.bp)
+app.register_functions(archive.bp)

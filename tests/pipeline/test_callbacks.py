@@ -197,3 +197,29 @@ def test_a_link_request_fetches_a_fresh_action_url(store, sandbox, recorder, sto
     assert reply.outcome is Outcome.APPLIED
     history = [event["kind"] for event in store.events.history(ref)]
     assert "link_requested" in history and "link_published" in history
+
+
+def test_the_http_function_answers_problem_json_for_a_bad_token_and_200_for_a_final_row(
+        store, sandbox, storage_connection_string, monkeypatch) -> None:
+    import azure.functions as func
+
+    from functions import callbacks
+
+    for key, value in {"DocumentStorage": storage_connection_string, "CALLBACK_SECRETS": "callback-secret-for-tests",
+                       "CONNECTIVE_BASE_URL": sandbox.base_url, "CONNECTIVE_USERNAME": sandbox.user,
+                       "CONNECTIVE_PASSWORD": sandbox.password}.items():
+        monkeypatch.setenv(key, value)
+    ref = new_ref()
+    insert_row(store, ref, "pkg", status=PackageStatus.ARCHIVED)
+    handler = callbacks.connective_callback.build().get_user_function()
+    context = type("Context", (), {"invocation_id": "inv-1", "function_name": "connective_callback"})()
+
+    def call(token: str) -> func.HttpResponse:
+        request = func.HttpRequest(method="POST", url=f"/api/callbacks/connective/{ref}", params={"token": token,
+                                   "packageStatus": "Finished"}, route_params={"packageRef": ref}, body=b"{}")
+        return handler(request, context)
+
+    refused = call("nope")
+    assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
+    accepted = call(token_for(ref))
+    assert accepted.status_code == 200 and b"already-final" in accepted.get_body()

@@ -151,13 +151,9 @@ class SigningTypeInfo(WireModel):
     signature_policy_id: str | None = None
 
 
-class Actor(WireModel):
-    """An actor of Set Process Information (v3, `location_ids`) or Create Instant Package (`signing_fields`)."""
-
+class _ActorBase(WireModel):
     type: ActorType = ActorType.SIGNER
     order_index: int | None = None
-    location_ids: list[str] | None = None
-    signing_fields: list[SigningField] | None = None
     signing_types: list[SigningTypeInfo] | None = None
     phonenumber: str | None = Field(default=None, validation_alias=AliasChoices("Phonenumber", "PhoneNumber",
                                                                               "phonenumber"))
@@ -169,17 +165,11 @@ class Actor(WireModel):
     legal_notice_text: str | None = None
 
 
-class Stakeholder(WireModel):
-    """A person of the v3 process (and of Create Instant Package)."""
+class Actor(_ActorBase):
+    """An actor of Set Process Information (v3, `location_ids`) or Create Instant Package (`signing_fields`)."""
 
-    email_address: str
-    first_name: str | None = None
-    last_name: str | None = None
-    language: str | None = None
-    birth_date: str | None = None
-    external_stakeholder_reference: str | None = None
-    phonenumber: str | None = None
-    actors: list[Actor] = Field(default_factory=list)
+    location_ids: list[str] | None = None
+    signing_fields: list[SigningField] | None = None
 
 
 class LocationRef(WireModel):
@@ -190,22 +180,14 @@ class LocationRef(WireModel):
     legal_notice_text: str | None = None
 
 
-class ActorV31(WireModel):
-    type: ActorType = ActorType.SIGNER
-    order_index: int | None = None
+class ActorV31(_ActorBase):
+    """A v3.1 actor: Approver, Signer (on `locations`) or Receiver."""
+
     locations: list[LocationRef] | None = None
-    signing_types: list[SigningTypeInfo] | None = None
-    phonenumber: str | None = None
-    redirect_url: str | None = None
     redirect_type: str | None = None  # AfterSession | AfterCompletion | AfterDelay | Immediately
-    send_notifications: bool | None = None
-    user_roles: list[str] | None = None
-    legal_notice_code: str | None = None
-    legal_notice_text: str | None = None
 
 
-class Person(WireModel):
-    email_address: str
+class _PersonDetails(WireModel):
     first_name: str | None = None
     last_name: str | None = None
     language: str | None = None
@@ -214,17 +196,21 @@ class Person(WireModel):
     phonenumber: str | None = None
 
 
-class StakeholderV31(WireModel):
+class Person(_PersonDetails):
+    email_address: str
+
+
+class Stakeholder(Person):
+    """A person of the v3 process (and of Create Instant Package)."""
+
+    actors: list[Actor] = Field(default_factory=list)
+
+
+class StakeholderV31(_PersonDetails):
     """A v3.1 stakeholder: a Person (person fields), a PersonGroup (`persons`) or a ContactGroup (code)."""
 
     type: StakeholderType = StakeholderType.PERSON
     email_address: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    language: str | None = None
-    birth_date: str | None = None
-    external_stakeholder_reference: str | None = None
-    phonenumber: str | None = None
     person_group_name: str | None = None
     persons: list[Person] | None = None
     contact_group_code: str | None = None

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import uuid
 
 import pytest
 from azure.storage.blob import BlobServiceClient
-from reportlab.pdfgen import canvas
 
 from shared.config import Settings
 from shared.connective import ConnectiveClient
 from shared.connective.blob import blob_document, download_to_blob
 from shared.logging import redact_text
+from tests.sandbox.pdfs import make_pdf
 
 
 def pdf_with_padding(size: int) -> bytes:
-    buffer = io.BytesIO()
-    sheet = canvas.Canvas(buffer)
-    sheet.drawString(72, 780, "blob document")
-    sheet.showPage()
-    sheet.save()
-    return buffer.getvalue() + b"%" + b"p" * size + b"\n"
+    return make_pdf(body_text="blob document") + b"%" + b"p" * size + b"\n"
 
 
 def settings_for(sandbox, **extra: str) -> Settings:

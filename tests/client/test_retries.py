@@ -10,6 +10,7 @@ from shared.connective import (
     AmbiguousCreateError,
     AmbiguousRequestError,
     ConflictError,
+    InvalidRequestError,
     NotFoundError,
     RateLimitDeferred,
     ServerError,
@@ -240,3 +241,24 @@ def test_a_non_seekable_stream_is_not_resent_once_read():
         h.client.add_document_to_package(PACKAGE_ID, {"document_name": "d"}, OneShot(b"x" * 1000),  # type: ignore[arg-type]
                                          document_length=1000)
     assert len(h.adapter.sent) == 1
+
+
+def test_retry_after_as_an_http_date():
+    from datetime import UTC, datetime
+
+    from shared.connective.retry import retry_after_s
+
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_s("Thu, 01 Jan 2026 12:00:09 GMT", now=lambda: now) == 9.0
+    assert retry_after_s("Thu, 01 Jan 2026 11:00:00 GMT", now=lambda: now) == 0.0
+    assert retry_after_s("3.5") == 3.5
+    assert retry_after_s("soon") is None and retry_after_s(None) is None
+
+
+def test_an_error_after_an_unclear_attempt_says_the_call_may_have_been_applied():
+    h = make_client()
+    h.adapter.script((504, None), (400, {"ErrorCode": "Request.Invalid", "Message": "bad"}))
+    with pytest.raises(InvalidRequestError) as caught:
+        h.client.expiry_time_stamp(PACKAGE_ID, "2030-01-01T00:00:00Z")
+    assert caught.value.possibly_applied
+    assert [s.method for s in h.adapter.sent] == ["PUT", "PUT"]

@@ -7,7 +7,6 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from reportlab.pdfgen import canvas
 
 from shared.connective import (
     AuthenticationError,
@@ -23,17 +22,13 @@ from shared.connective.models import (
     CreatePackageRequest,
     PackageStatus,
 )
+from tests.sandbox.pdfs import make_pdf
 
 SIGNATURE_BOX = {"page_number": 1, "left": "72", "top": "600", "width": "180", "height": "60"}
 
 
 def pdf(text: str = "Contract") -> bytes:
-    buffer = io.BytesIO()
-    sheet = canvas.Canvas(buffer)
-    sheet.drawString(72, 780, text)
-    sheet.showPage()
-    sheet.save()
-    return buffer.getvalue()
+    return make_pdf(body_text=text)
 
 
 def client_for(sandbox, *, password: str | None = None, **config) -> ConnectiveClient:

@@ -101,10 +101,12 @@ def create(ref: str, *, store: Store, settings: Settings, client: ConnectiveClie
             log_event(logger, "creation.busy", retry_in_s=delay)
             return Outcome.BUSY
         try:
-            return _run(store, settings, client, record, claim.resuming)
+            return _run(store, settings, client, record, claim)
         except (RateLimitDeferred, ThrottledError) as deferred:
             delay = _retry_after(deferred)
-            _release(store, ref)
+            # Neither a deferred nor a throttled call was processed. When this attempt started fresh and
+            # holds no package id, nothing exists at Connective: the next attempt needs no look-up.
+            _release(store, ref, back_to_received=not claim.resuming)
             store.clients.send_json(names.PACKAGE_REQUESTS_QUEUE, {"packageRef": ref}, delay_s=delay)
             log_event(logger, "creation.deferred", retry_in_s=delay)
             return Outcome.DEFERRED
@@ -131,7 +133,7 @@ def _claim(store: Store, ref: str, claim: _Claim, at: datetime) -> PackageRecord
         elif record.status == PackageStatus.CREATING:
             lease = record.creation_lease_until
             if lease is not None and lease > at:
-                claim.busy_for_s = (lease - at).total_seconds()
+                claim.busy_for_s = min((lease - at).total_seconds(), CREATION_LEASE.total_seconds())
                 return False
             claim.resuming = True
         else:
@@ -145,11 +147,13 @@ def _claim(store: Store, ref: str, claim: _Claim, at: datetime) -> PackageRecord
     return record
 
 
-def _release(store: Store, ref: str) -> None:
+def _release(store: Store, ref: str, back_to_received: bool = False) -> None:
     def change(record: PackageRecord) -> bool:
         if record.status != PackageStatus.CREATING or record.creation_lease_until is None:
             return False
         record.creation_lease_until = None
+        if back_to_received and record.connective_package_id is None:
+            record.status = PackageStatus.RECEIVED
         return True
 
     store.packages.mutate(ref, change)
@@ -164,10 +168,10 @@ def _retry_after(deferred: RateLimitDeferred | ThrottledError) -> int:
 
 
 def _run(store: Store, settings: Settings, client: ConnectiveClient, record: PackageRecord,
-         resuming: bool) -> Outcome:
+         claim: _Claim) -> Outcome:
     plan = _Plan(store, settings, record)
     package_id = record.connective_package_id
-    if resuming and package_id is None:
+    if claim.resuming and package_id is None:
         found = _look_up(client, record)
         if found is not None:
             package_id = found.id

@@ -1,0 +1,179 @@
+"""Creation against Azurite and the sandbox: call budgets, idempotency, crash recovery, refusals."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from shared.connective.client import ConnectiveClient
+from shared.connective.config import ConnectiveConfig
+from shared.connective.errors import AmbiguousCreateError
+from shared.connective.ratelimit import LocalRateLimiter
+from shared.pipeline import creation, intake
+from shared.storage import names
+from shared.storage.packages import PackageRecord
+from shared.storage.status import PackageStatus
+from tests.conftest import SandboxHandle
+from tests.pipeline.intake_support import World, base_env, manifest, pdf_with_markers, signer, unique
+
+
+@pytest.fixture()
+def world(storage_connection_string: str, sandbox: SandboxHandle) -> World:
+    return World(base_env(storage_connection_string, sandbox))
+
+
+def _calls(sandbox: SandboxHandle) -> dict[str, Any]:
+    return sandbox.admin("GET", "stats").json()
+
+
+def _inbox_row(world: World, metadata: dict[str, str] | None = None) -> PackageRecord:
+    blob = world.upload(names.INBOX_CONTAINER, f"{unique()}.pdf", pdf_with_markers("#SIGN1#"),
+                        metadata=metadata or {"signers": "Anna Peeters <anna@example.com>"})
+    record = intake.intake_inbox_blob(world.store, world.settings, blob)
+    assert record is not None and record.status is PackageStatus.RECEIVED
+    return record
+
+
+def _packages_with_reference(world: World, ref: str) -> list[Any]:
+    return [item for item in world.client.iter_package_list() if item.external_package_reference == ref]
+
+
+def test_single_pdf_costs_exactly_one_call(world: World, sandbox: SandboxHandle) -> None:
+    record = _inbox_row(world)
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert outcome is creation.Outcome.CREATED
+    stats = _calls(sandbox)
+    assert stats["calls_total"] == 1 and stats["calls_by_operation"] == {"CreateInstantPackage": 1}
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.PENDING and row.connective_package_id and row.pending_since
+    assert row.creation_lease_until is None
+    assert row.signers[0]["email"] == "anna@example.com" and row.signers[0]["actor_id"]
+    assert not any("url" in key.lower() for entry in row.signers for key in entry)
+    at_sandbox = sandbox.admin("GET", f"packages/{row.connective_package_id}").json()
+    assert json.dumps(at_sandbox).count(record.ref) >= 1
+    kinds = [event["kind"] for event in world.store.events.history(record.ref)]
+    assert kinds[0] == "received" and "status_changed" in kinds
+
+
+def test_manifest_with_three_documents_and_two_ordered_signers_reaches_pending(world: World,
+                                                                                sandbox: SandboxHandle) -> None:
+    batch = unique("batch")
+    for index in range(3):
+        world.upload(names.BATCHES_CONTAINER, f"{batch}/doc{index}.pdf", pdf_with_markers("#SIGN1#", "#SIGN2#"))
+    body = manifest([f"doc{i}.pdf" for i in range(3)],
+                    [signer("Anna Peeters", "anna@example.com", 1), signer("Bert Jans", "bert@example.com", 2)],
+                    expiryDays=7)
+    blob = world.upload(names.BATCHES_CONTAINER, f"{batch}/manifest.json", json.dumps(body).encode())
+    record = intake.intake_batch_manifest(world.store, world.settings, blob)
+    assert record is not None
+    sandbox.reset()
+    assert creation.create(record.ref, store=world.store, settings=world.settings,
+                           client=world.client) is creation.Outcome.CREATED
+    stats = _calls(sandbox)
+    assert stats["calls_by_operation"] == {"CreatePackage": 1, "AddDocumentToPackage": 3,
+                                           "SetProcessInformation": 1, "SetPackageStatus": 1}
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.PENDING and row.expiry_timestamp is not None
+    status = world.client.get_package_status(row.connective_package_id or "")
+    assert status.package_status.value == "Pending" and len(status.package_documents) == 3
+    actors = {holder.email_address: holder.actors[0] for holder in status.stakeholders}
+    assert str(actors["anna@example.com"].actor_status) == "Available"
+    assert str(actors["bert@example.com"].actor_status) == "Draft"  # waits for Anna (order 2)
+    assert len(actors["anna@example.com"].locations) == 3  # one per document
+
+
+def test_duplicate_messages_create_one_package(world: World, sandbox: SandboxHandle) -> None:
+    record = _inbox_row(world)
+    first = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    second = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert (first, second) == (creation.Outcome.CREATED, creation.Outcome.NOTHING_TO_DO)
+    assert _calls(sandbox)["calls_total"] == 1
+    # A repeated blob trigger afterwards changes nothing either.
+    blob = world.store.clients.container(names.INBOX_CONTAINER).get_blob_client(record.spec["documents"][0]["blob"])
+    again = intake.intake_inbox_blob(world.store, world.settings, blob)
+    assert again is not None and again.status is PackageStatus.PENDING and again.ref == record.ref
+
+
+def test_live_attempt_holds_the_row_against_a_parallel_message(world: World, sandbox: SandboxHandle) -> None:
+    record = _inbox_row(world)
+    world.store.packages.mutate(record.ref, lambda r: setattr(r, "status", PackageStatus.CREATING) or True)
+    world.store.packages.mutate(record.ref, lambda r: setattr(r, "creation_lease_until",
+                                                              r.updated_at.replace(year=2100)) or True)
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert outcome is creation.Outcome.BUSY and _calls(sandbox)["calls_total"] == 0
+
+
+def test_crash_after_the_create_is_recovered_by_reference(world: World, sandbox: SandboxHandle) -> None:
+    record = _inbox_row(world)
+    creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    created_id = world.row(record.ref).connective_package_id
+
+    def forget(row: PackageRecord) -> bool:  # as if the process died before it recorded the answer
+        row.status, row.connective_package_id, row.creation_lease_until = PackageStatus.CREATING, None, None
+        return True
+
+    world.store.packages.mutate(record.ref, forget)
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert outcome is creation.Outcome.RECORDED
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.PENDING and row.connective_package_id == created_id
+    assert _calls(sandbox)["calls_by_operation"].get("CreateInstantPackage") == 1
+    assert len(_packages_with_reference(world, record.ref)) == 1
+
+
+def test_ambiguous_create_is_resolved_by_look_up(storage_connection_string: str, sandbox: SandboxHandle) -> None:
+    world = World(base_env(storage_connection_string, sandbox, CONNECTIVE_READ_TIMEOUT_S="1"))
+    record = _inbox_row(world)
+    sandbox.admin("POST", "config", json={"hang_rate": 1.0, "hang_seconds": 3})
+    with pytest.raises(AmbiguousCreateError):
+        creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.CREATING and row.creation_lease_until is None
+    sandbox.admin("POST", "config", json={"hang_rate": 0.0})
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert outcome is creation.Outcome.RECORDED
+    assert world.row(record.ref).status is PackageStatus.PENDING
+    assert _calls(sandbox)["calls_by_operation"].get("CreateInstantPackage") == 1
+    assert len(_packages_with_reference(world, record.ref)) == 1
+
+
+def test_no_rate_token_puts_the_message_back(world: World, sandbox: SandboxHandle) -> None:
+    record = _inbox_row(world)
+    config = ConnectiveConfig.from_settings(world.settings)
+    limiter = LocalRateLimiter(1, 60.0)
+    limiter.acquire(0)  # the only token of the window is gone
+    starved = ConnectiveClient(config, limiter).with_rate_wait(0.0)
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=starved)
+    assert outcome is creation.Outcome.DEFERRED and _calls(sandbox)["calls_total"] == 0
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.RECEIVED and row.creation_lease_until is None  # next attempt starts afresh
+    assert creation.create(record.ref, store=world.store, settings=world.settings,
+                           client=world.client) is creation.Outcome.CREATED
+    assert _calls(sandbox)["calls_total"] == 1  # no look-up was needed
+
+
+@pytest.mark.parametrize(("setup", "code"), [
+    ({"env": {"DEFAULT_INITIATOR": "not-a-portal-user"}}, "connective_rejected"),
+    ({"knobs": {"audit_proofs": False}, "manifest": {"correlationId": "corr-1"}}, "connective_conflict"),
+])
+def test_connective_refusal_becomes_input_rejected(storage_connection_string: str, sandbox: SandboxHandle,
+                                                   setup: dict[str, Any], code: str) -> None:
+    world = World(base_env(storage_connection_string, sandbox, **setup.get("env", {})))
+    if "knobs" in setup:
+        sandbox.admin("POST", "config", json=setup["knobs"])
+    batch = unique("batch")
+    for index in range(2):
+        world.upload(names.BATCHES_CONTAINER, f"{batch}/d{index}.pdf", pdf_with_markers())
+    body = manifest(["d0.pdf", "d1.pdf"], [signer("Anna", "anna@example.com")], **setup.get("manifest", {}))
+    blob = world.upload(names.BATCHES_CONTAINER, f"{batch}/manifest.json", json.dumps(body).encode())
+    record = intake.intake_batch_manifest(world.store, world.settings, blob)
+    assert record is not None and record.status is PackageStatus.RECEIVED
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert outcome is creation.Outcome.REJECTED
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.INPUT_REJECTED and row.final_reason and row.final_reason.startswith(code)
+    report = world.report(row)
+    assert report["reason"]["code"] == code and report["input"]["name"] == blob.blob_name
+    assert not _packages_with_reference(world, record.ref)  # no Draft left behind

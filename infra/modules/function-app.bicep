@@ -180,6 +180,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     WEBHOOK_RETRY_MAX_S: '3600'
     WEBHOOK_ALLOW_LOOPBACK: 'false'
     API_MAX_BODY_MB: '40'
+    API_LINK_EXPIRY_MIN: '15'
   }
 }
 

@@ -1,0 +1,66 @@
+"""The deployment docs stay in step with the checks, the settings registry and the hook scripts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml  # type: ignore[import-untyped]
+
+from devtools import config_doc, infra_model
+
+DEPLOY = (infra_model.ROOT / "docs" / "DEPLOY.md").read_text()
+
+
+def test_configuration_doc_is_current() -> None:
+    assert config_doc.main(["--check"]) == 0, "run: python -m devtools.config_doc"
+
+
+def test_configuration_doc_lists_every_setting() -> None:
+    from shared.config import SETTINGS
+    text = config_doc.render()
+    assert "**not set**" not in text
+    for setting in SETTINGS:
+        assert f"| `{setting.name}` |" in text
+
+
+def test_every_skipped_policy_check_is_explained() -> None:
+    skipped = yaml.safe_load((infra_model.INFRA / "checkov.yaml").read_text())["skip-check"]
+    documented = dict(re.findall(r"^\| (CKV_[A-Z]+_\d+) \|[^|]+\| ([^|]+) \|$", DEPLOY, flags=re.M))
+    assert sorted(skipped) == sorted(documented), "docs/DEPLOY.md 'Policy checks skipped' and infra/checkov.yaml differ"
+    assert all(reason.strip() for reason in documented.values())
+
+
+def test_docs_say_the_bicep_is_not_compiled() -> None:
+    assert "**Not done here: the Bicep is not compiled.**" in DEPLOY
+    assert "no `bicep build`" in DEPLOY
+
+
+def test_cost_estimates_cover_three_volumes() -> None:
+    for volume in ("1,000 packages", "10,000 packages", "100,000 packages"):
+        assert f"**{volume}" in DEPLOY
+
+
+@pytest.mark.parametrize("hook", ["postprovision", "postdeploy"])
+def test_azd_hooks_exist_and_parse(hook: str) -> None:
+    config = yaml.safe_load((infra_model.ROOT / "azure.yaml").read_text())
+    assert config["services"]["api"]["host"] == "function"
+    script = infra_model.ROOT / config["hooks"][hook]["run"]
+    assert script.is_file()
+    shell = shutil.which("dash") or shutil.which("sh")
+    assert shell
+    result = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_post_deploy_subscribes_the_blob_trigger_functions() -> None:
+    script = (infra_model.ROOT / "scripts" / "post-deploy.sh").read_text()
+    for function in ("intake_inbox_blob", "intake_batch_manifest"):
+        assert re.search(rf"^subscribe \S+ {function} ", script, flags=re.M)
+    intake = infra_model.ROOT / "functions" / "intake.py"
+    if intake.exists():  # the function names must match the registered ones
+        source = intake.read_text()
+        for function in ("intake_inbox_blob", "intake_batch_manifest"):
+            assert function in source, f"functions/intake.py registers no function named {function}"

@@ -2,10 +2,12 @@
 
 import azure.functions as func
 
-from functions import archive, callbacks, intake
+from functions import api, archive, callbacks, intake, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(intake.bp)
 app.register_functions(callbacks.bp)
 app.register_functions(archive.bp)
+app.register_functions(api.bp)
+app.register_functions(webhooks.bp)

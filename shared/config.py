@@ -101,6 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_RETRY_MAX_S", "3600", "Longest delay between two delivery attempts, in seconds."),
     Setting("WEBHOOK_ALLOW_LOOPBACK", "false", "Allow http and loopback subscriber URLs (local runs only)."),
     Setting("API_MAX_BODY_MB", "40", "Largest HTTP API request body, in MB."),
+    Setting("API_LINK_EXPIRY_MIN", "15", "Minutes the document download links (SAS) of the HTTP API stay valid."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -1,0 +1,163 @@
+"""POST /api/packages: a package request from JSON, through the same intake path as a manifest.
+
+Documents come as base64 `content` (staged to `package-staging/{packageRef}/{index}-{name}`) or as
+a blob `path` (`container/blob` in the app's document storage, in one of `PATH_CONTAINERS`). Each
+is checked like an uploaded one (`shared.pipeline.intake.check_document`), then the Received row
+is written and the `package-requests` message sent by `intake.record_accepted`.
+
+The intake helpers used here (`_default_language`, `_stored`, `_check_explicit_markers`) are the
+batch path's own, so a document means the same thing through either door.
+
+Unlike blob intake, the caller is waiting for an answer, so bad input is refused synchronously
+with a 400 problem (and the staged copies are removed) instead of an InputRejected row.
+
+Idempotency: an `Idempotency-Key` header, or else the request's `externalReference`, maps to a
+fixed packageRef (`api-` + a hash). A repeated POST finds that row and answers the same 202
+without creating anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+from azure.storage.blob import ContentSettings
+from pydantic import ValidationError
+
+from shared.api.body import validation_problem
+from shared.api.problems import ApiProblem, FieldError
+from shared.config import Settings
+from shared.logging import get_logger, log_event, package_scope
+from shared.pipeline import intake, routing
+from shared.pipeline.errors_report import Rejection
+from shared.pipeline.spec import PackageRequest
+from shared.storage import names
+from shared.storage.packages import PackageRecord
+from shared.storage.store import Store
+from shared.webhooks.delivery import url_policy
+from shared.webhooks.ssrf import UnsafeUrlError, check_url
+
+_log = get_logger(__name__)
+
+PATH_CONTAINERS = (names.STAGING_CONTAINER, names.BATCHES_CONTAINER)
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def package_ref_for(idempotency_key: str | None, external_reference: str | None) -> str:
+    """`api-` + a hash of the caller's key (stable across retries), else a fresh random ref."""
+    if idempotency_key:
+        seed = f"idempotency-key\n{idempotency_key}"
+    elif external_reference:
+        seed = f"external-reference\n{external_reference}"
+    else:
+        return f"api-{uuid.uuid4().hex[:24]}"
+    return f"api-{hashlib.sha256(seed.encode('utf-8')).hexdigest()[:24]}"
+
+
+def _parse(settings: Settings, body: dict[str, Any]) -> PackageRequest:
+    intake._default_language(settings, body)
+    try:
+        return PackageRequest.model_validate(body)
+    except ValidationError as error:
+        raise validation_problem(error) from None
+
+
+def _check_subscribers(settings: Settings, request: PackageRequest) -> None:
+    policy = url_policy(settings)
+    for index, url in enumerate(request.subscribers):
+        try:
+            check_url(url, policy)
+        except UnsafeUrlError as error:
+            raise ApiProblem(400, f"subscribers[{index}] cannot receive webhooks: {error}.",
+                             errors=[FieldError(field=f"subscribers[{index}]", message=str(error))]) from None
+
+
+def _staged_name(ref: str, index: int, name: str | None) -> str:
+    stem = _SAFE_NAME.sub("-", name or f"document-{index}").strip("-.")[:100] or f"document-{index}"
+    return f"{ref}/{index}-{stem}.pdf" if not stem.lower().endswith(".pdf") else f"{ref}/{index}-{stem}"
+
+
+def _stage(store: Store, ref: str, request: PackageRequest) -> list[tuple[str, str]]:
+    """Upload base64 documents; returns (container, blob) for every document, in order."""
+    locations: list[tuple[str, str]] = []
+    staging = store.clients.container(names.STAGING_CONTAINER)
+    for index, document in enumerate(request.documents):
+        if document.content is None:
+            container, _, blob_name = (document.path or "").partition("/")
+            if container not in PATH_CONTAINERS or not blob_name or ".." in blob_name.split("/"):
+                raise ApiProblem(400, f"documents[{index}].path must be container/blob with a container among "
+                                      f"{', '.join(PATH_CONTAINERS)}.",
+                                 errors=[FieldError(field=f"documents[{index}].path", message="unsupported path")])
+            locations.append((container, blob_name))
+            continue
+        try:
+            data = base64.b64decode(document.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiProblem(400, f"documents[{index}].content is not valid base64.",
+                             errors=[FieldError(field=f"documents[{index}].content", message="invalid base64")]) \
+                from None
+        blob_name = _staged_name(ref, index, document.name)
+        staging.upload_blob(blob_name, data, overwrite=True,
+                            content_settings=ContentSettings(content_type="application/pdf"))
+        locations.append((names.STAGING_CONTAINER, blob_name))
+    return locations
+
+
+def _unstage(store: Store, ref: str) -> None:
+    staging = store.clients.container(names.STAGING_CONTAINER)
+    for blob in staging.list_blobs(name_starts_with=f"{ref}/"):
+        staging.delete_blob(blob.name)
+
+
+def _check_documents(store: Store, settings: Settings, request: PackageRequest,
+                     locations: list[tuple[str, str]]) -> list[intake.StoredDocument]:
+    signer_count = sum(1 for signer in request.signers if signer.type == "Signer")
+    markers = [intake.marker_for(routing.DEFAULT_MARKER_TEMPLATE, n) for n in range(1, signer_count + 1)]
+    markers += [location.marker for signer in request.signers for location in signer.locations if location.marker]
+    documents: list[intake.StoredDocument] = []
+    with tempfile.TemporaryDirectory(prefix="api-intake-") as work_dir:
+        for index, (container, blob_name) in enumerate(locations):
+            blob = store.clients.container(container).get_blob_client(blob_name)
+            found = intake.describe_blob(blob)
+            if found is None:
+                raise Rejection("document_missing", f"documents[{index}]: {container}/{blob_name} does not exist")
+            sha256, facts = intake.check_document(settings, blob, etag=found.etag, size=found.size, markers=markers,
+                                                  work_dir=Path(work_dir))
+            documents.append(intake._stored(found.container, found.name, found.etag, found.size, sha256, facts,
+                                            request, index))
+    intake._check_explicit_markers(request, documents)
+    return documents
+
+
+def create_package(store: Store, settings: Settings, body: dict[str, Any],
+                   idempotency_key: str | None) -> tuple[PackageRecord, bool]:
+    """Accept a package request. Returns (row, created); raises ApiProblem for bad input."""
+    request = _parse(settings, body)
+    ref = package_ref_for(idempotency_key, request.external_reference)
+    with package_scope(ref):
+        existing = store.packages.get(ref)
+        if existing is not None:
+            log_event(_log, "api.package.repeated", status=existing.status.value)
+            return existing, False
+        _check_subscribers(settings, request)
+        try:
+            locations = _stage(store, ref, request)
+            documents = _check_documents(store, settings, request, locations)
+            fields = intake.resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
+        except Rejection as rejection:
+            _unstage(store, ref)
+            raise ApiProblem(400, rejection.message, problem_type=f"urn:connective-functions:{rejection.code}") \
+                from None
+        except ApiProblem:
+            _unstage(store, ref)
+            raise
+        record = intake.record_accepted(store, ref=ref, source="api", source_uri=f"api/{ref}", request=request,
+                                        documents=documents, signing_fields=fields)
+        return record, True

@@ -35,13 +35,14 @@ import contextlib
 import hashlib
 import json
 import logging
+import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -76,13 +77,32 @@ class Lease:
     start: float
     count: int
     uncertainty_s: float
+    lease_id: str
 
-    def to_json(self) -> list[float]:
-        return [round(self.start, 4), self.count, round(self.uncertainty_s, 4)]
+    def to_json(self) -> list[float | str]:
+        return [round(self.start, 4), self.count, round(self.uncertainty_s, 4), self.lease_id]
 
     @classmethod
-    def from_json(cls, item: list[float]) -> Lease:
-        return cls(float(item[0]), int(item[1]), float(item[2]))
+    def from_json(cls, item: list[Any]) -> Lease:
+        return cls(float(item[0]), int(item[1]), float(item[2]), str(item[3]))
+
+
+@dataclass(frozen=True)
+class SpentLease:
+    """An instance's expired lease and the tokens it actually used, to be written back to the log.
+
+    Lowering a lease's count to what was used is safe once no token of it can be spent any more,
+    and it gives the unused tokens back to the fleet at once instead of a horizon later.
+    """
+
+    lease_id: str
+    used: int
+
+    def apply(self, leases: list[Lease]) -> list[Lease]:
+        return [
+            replace(lease, count=self.used) if lease.lease_id == self.lease_id else lease
+            for lease in leases if lease.lease_id != self.lease_id or self.used > 0
+        ]
 
 
 class ServiceClock:
@@ -124,6 +144,14 @@ class ServiceClock:
             return local, local, _UNMEASURED_UNCERTAINTY_S + self._floor_s
         low, high = bounds
         return local, local - (low + high) / 2, (high - low) / 2 + self._floor_s
+
+
+class LeaseOutcome(NamedTuple):
+    granted: int
+    lease_id: str
+    start_local: float  # local clock time from which the lease's validity runs
+    wait_s: float  # when nothing was granted: seconds until there may be room
+    logged: bool  # the spent lease passed in is now reflected in the log
 
 
 def entity_keys(connection_key: str) -> tuple[str, str]:
@@ -178,6 +206,9 @@ class TableRateLimiter:
         self._unavailable_until = 0.0
         self._fetching = False
         self._next_lease = 1
+        self._lease_id = ""
+        # The last lease, if it expired with tokens unused and the log does not know it yet.
+        self._unreported: SpentLease | None = None
 
     # -- the RateLimiter protocol -------------------------------------------------------------
 
@@ -215,11 +246,12 @@ class TableRateLimiter:
     def _fetch_lease(self) -> None:
         """One table transaction on behalf of every waiting thread; called with the condition held."""
         want = self._lease_request_size()
+        spent = self._unreported
         self._fetching = True
         self._condition.release()
         error: AzureError | None = None
         try:
-            granted, lease_start_local, wait_s = self._lease_from_table(want)
+            outcome = self._lease_from_table(want, spent)
         except AzureError as caught:
             error = caught
         finally:
@@ -233,12 +265,15 @@ class TableRateLimiter:
             raise RateLimiterUnavailable(
                 self._unavailable_retry_s, f"the rate limit table is unreachable ({type(error).__name__})"
             ) from error
-        if granted:
-            self._tokens = self._lease_granted = granted
-            self._lease_expires = lease_start_local + self._lease_validity_s
+        if outcome.logged and self._unreported is spent:
+            self._unreported = None
+        if outcome.granted:
+            self._tokens = self._lease_granted = outcome.granted
+            self._lease_id = outcome.lease_id
+            self._lease_expires = outcome.start_local + self._lease_validity_s
             self._no_room_until = 0.0
         else:
-            self._no_room_until = self._clock() + wait_s
+            self._no_room_until = self._clock() + outcome.wait_s
 
     def _lease_request_size(self) -> int:
         """Grow the block while leases are used up, shrink it to what was used when they expire.
@@ -252,25 +287,30 @@ class TableRateLimiter:
                 self._next_lease = min(self._lease_size, 2 * self._lease_granted)
             else:
                 self._next_lease = max(1, self._lease_granted - unused)
+                self._unreported = SpentLease(self._lease_id, self._lease_granted - unused)
         self._tokens = self._lease_granted = 0
         return self._next_lease
 
-    def _lease_from_table(self, want: int) -> tuple[int, float, float]:
-        """(tokens granted, local time the lease starts, seconds until room when none were granted)."""
+    def _lease_from_table(self, want: int, spent: SpentLease | None) -> LeaseOutcome:
+        """A new lease if there is room, else the wait; `spent` is written back in the same transaction."""
         for _ in range(_MAX_CONFLICTS):
             entity = self._read_entity()
             local, start, uncertainty = self.service_clock.now()
             leases = _decode(entity)
             live = [lease for lease in leases if not self._obsolete(lease, start, uncertainty)]
-            overlapping = [lease for lease in live if self._overlaps(lease, start, uncertainty)]
+            corrected = spent.apply(live) if spent else live
+            overlapping = [lease for lease in corrected if self._overlaps(lease, start, uncertainty)]
             room = self.calls - sum(lease.count for lease in overlapping)
             if room < 1:
-                return 0, local, self._seconds_until_room(overlapping, start, uncertainty, 1 - room)
-            lease = Lease(start, min(want, room), uncertainty)
-            if self._write_entity(entity, [*live, lease]):
-                return lease.count, local, 0.0
+                if corrected != live and not self._write_entity(entity, corrected):
+                    continue
+                wait_s = self._seconds_until_room(overlapping, start, uncertainty, 1 - room)
+                return LeaseOutcome(0, "", local, wait_s, logged=True)
+            lease = Lease(start, min(want, room), uncertainty, secrets.token_hex(4))
+            if self._write_entity(entity, [*corrected, lease]):
+                return LeaseOutcome(lease.count, lease.lease_id, local, 0.0, logged=True)
         log_event(_logger, "ratelimit.contention", logging.INFO, conflicts=_MAX_CONFLICTS)
-        return 0, self._clock(), 0.05
+        return LeaseOutcome(0, "", self._clock(), _MIN_RETRY_S, logged=False)
 
     def _overlaps(self, lease: Lease, start: float, uncertainty: float) -> bool:
         return abs(start - lease.start) < self._horizon_s + lease.uncertainty_s + uncertainty

@@ -134,15 +134,18 @@ def test_a_crashed_instance_leases_are_accounted_then_expire(storage_connection_
     assert time.monotonic() - leased_at >= 1.0 + 0.4
 
 
-def test_an_expired_lease_cannot_be_spent(storage_connection_string: str) -> None:
+def test_unused_tokens_of_an_expired_lease_return_to_the_budget(storage_connection_string: str) -> None:
     key = _unique_key()
     holder = _limiter(storage_connection_string, key, calls=15)
     for _ in range(8):
-        holder.acquire(max_wait_s=0)
+        holder.acquire(max_wait_s=0)  # leases of 1, 2, 4 and 8: the budget is spent, 7 tokens unused
     other = _limiter(storage_connection_string, key, calls=15)
     assert _take_until_deferred(other)[0] == 0
     time.sleep(0.55)
-    # 7 tokens of the holder's lease are unused, but its validity is over and the budget is spent.
+    # The holder's lease is over: its next lease reports the 7 unused tokens, which others may then use.
+    holder.acquire(max_wait_s=0)
+    newcomer = _limiter(storage_connection_string, key, calls=15)
+    assert _take_until_deferred(newcomer)[0] == 15 - 8 - 1
     with pytest.raises(RateLimitDeferred):
         holder.acquire(max_wait_s=0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -235,3 +236,25 @@ def test_rejection_is_recorded_once_for_repeated_triggers(storage_world: World) 
     again = intake.intake_batch_manifest(storage_world.store, storage_world.settings, blob)
     assert again is not None and again.error_report == record.error_report
     assert len(list(storage_world.store.events.history(record.ref))) == 1
+
+
+def test_the_samples_are_accepted(storage_connection_string: str) -> None:
+    samples = Path("samples")
+    profiles = (samples / "config" / "routing-profiles.json").read_text(encoding="utf-8")
+    world = World(base_env(storage_connection_string, ROUTING_PROFILES=profiles))
+    batch = unique("demo")
+    for path in sorted((samples / "batches" / "demo-batch").iterdir()):
+        blob = world.upload(names.BATCHES_CONTAINER, f"{batch}/{path.name}", path.read_bytes())
+    record = intake.intake_batch_manifest(world.store, world.settings, blob)  # manifest.json sorts last
+    assert record is not None and record.status is PackageStatus.RECEIVED, record.final_reason
+    assert len(record.spec["documents"]) == 3
+    for pdf in sorted((samples / "inbox").glob("*.pdf")):
+        metadata = json.loads(pdf.with_suffix(".metadata.json").read_text(encoding="utf-8"))
+        blob = world.upload(names.INBOX_CONTAINER, f"{unique()}/{pdf.name}", pdf.read_bytes(), metadata=metadata)
+        record = intake.intake_inbox_blob(world.store, world.settings, blob)
+        assert record is not None and record.status is PackageStatus.RECEIVED, record.final_reason
+    letter = (samples / "inbox" / "plain-letter.pdf").read_bytes()
+    routed = world.upload(names.INBOX_CONTAINER, f"hr/{unique()}.pdf", letter)
+    record = intake.intake_inbox_blob(world.store, world.settings, routed)
+    assert record is not None
+    assert [s["email"] for s in record.signers] == ["hr.lead@example.com", "director@example.com"]

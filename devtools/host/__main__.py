@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def status() -> dict[str, object]:
         return {"state": state["value"], "id": host_id, "workers": supervisor.status(),
-                "functions": [spec.name for spec in specs]}
+                "functions": [spec.name for spec in specs],
+                "routes": {name: f"/{route}" for name, route in frontend.routes.items()}}
 
     frontend = HttpFrontend(specs, host_json.route_prefix, keys, invoker, int(options.max_body_mb * 1024 * 1024),
                             status)

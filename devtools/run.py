@@ -39,6 +39,8 @@ def _guide(world: LocalWorld) -> str:
     assert world.host is not None
     routes = world.host.status().get("routes", {})
     key = world.function_key
+    # Azurite's development key is public; a real account's connection string is not printed.
+    connection = world.storage_connection_string if world.azurite else "<DocumentStorage connection string>"
     lines = [
         "",
         "=" * 78,
@@ -52,7 +54,7 @@ def _guide(world: LocalWorld) -> str:
         "Drop documents:",
         f"  a PDF into container `{inbox}` (optional folder = routing profile), e.g.",
         f"    .venv/bin/python -c \"from azure.storage.blob import BlobClient as B; "
-        f"B.from_connection_string('''<connection string>''', '{inbox}', 'contract.pdf')"
+        f"B.from_connection_string('{connection}', '{inbox}', 'contract.pdf')"
         f".upload_blob(open('contract.pdf','rb'))\"",
         f"  a batch as `{batches}/<batch>/manifest.json` plus the documents it names",
         f"  signed results appear in `{signed}/`, rejected input reports in `{errors}/`",

@@ -6,12 +6,15 @@ bottom-left, so every conversion goes through the page height.
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
-from pypdf import PageObject, PdfReader, PdfWriter
+from pypdf import PageObject, PdfReader, PdfWriter, apply_configuration
 from pypdf.errors import PyPdfError
 from pypdf.generic import ArrayObject, DictionaryObject
 from reportlab.lib.colors import Color
@@ -43,6 +46,28 @@ class PdfInfo:
     all_fields: dict[str, Rect]  # any widget by its field name
 
 
+# pypdf refuses streams over 75 MB by default, a guard against hostile files. The sandbox stands in for a
+# service that takes large scanned documents (benchmarks send 100 MB), so it lifts the stream limits to
+# 1 GB for its own reads and stamps.
+_LARGE = 1_000_000_000
+F = TypeVar("F", bound=Callable[..., object])
+_LARGE_DOCUMENTS = {
+    "maximum_declared_stream_length": _LARGE,
+    "zlib_maximum_output_length": _LARGE,
+    "image_maximum_buffer_size": _LARGE,
+}
+
+
+def _large_documents(function: F) -> F:
+    @functools.wraps(function)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        with apply_configuration(**_LARGE_DOCUMENTS):
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_large_documents
 def inspect_pdf(path: Path) -> PdfInfo:
     """Open and check a PDF; raises InvalidPdf with a readable reason."""
     with path.open("rb") as handle:
@@ -97,6 +122,7 @@ def _widgets(reader: PdfReader, page_sizes: list[tuple[float, float]]) -> tuple[
     return all_fields, signature_fields
 
 
+@_large_documents
 def find_marker(path: Path, marker: str, page_sizes: list[tuple[float, float]]) -> Rect | None:
     """The first place where the text marker is written; the location box starts there."""
     reader = PdfReader(path)
@@ -126,6 +152,7 @@ class Stamp:
     signing_type: str
 
 
+@_large_documents
 def stamp_pdf(source: Path, target: Path, stamps: list[Stamp]) -> None:
     """Write `target`: the source plus, as an incremental update, a visible stamp per signature."""
     writer = PdfWriter(source, incremental=True)

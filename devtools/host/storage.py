@@ -16,6 +16,8 @@ from typing import Any
 
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import ExponentialRetry as BlobRetry
+from azure.storage.queue import ExponentialRetry as QueueRetry
 from azure.storage.queue import QueueServiceClient
 
 from devtools.host.config import HostConfigError
@@ -48,15 +50,21 @@ class StorageAccounts:
 
     def _create(self, connection: str, service: str) -> Any:
         classes = {"blob": BlobServiceClient, "queue": QueueServiceClient, "table": TableServiceClient}
+        # The SDK's default first backoff is 15 s; a listener that polls again by itself does better
+        # with short retries, so a storage restart stalls the host for seconds, not a minute.
+        retries = {"blob": BlobRetry, "queue": QueueRetry}
+        options: dict[str, Any] = {} if service not in retries else {
+            "retry_policy": retries[service](initial_backoff=1, increment_base=2, retry_total=3)}
         value = self._environ.get(connection)
         if value:
-            return classes[service].from_connection_string(value)
+            return classes[service].from_connection_string(value, **options)
         prefix = f"{connection}__"
         parts = {k[len(prefix):]: v for k, v in self._environ.items() if k.startswith(prefix) and v}
         if not parts:
             raise HostConfigError(f"storage connection {connection} is not set (a connection string, "
                                   f"or identity-based {connection}__* settings)")
-        return classes[service](self._service_url(connection, service, parts), credential=_identity_credential(parts))
+        return classes[service](self._service_url(connection, service, parts), credential=_identity_credential(parts),
+                                **options)
 
     def _get(self, connection: str, service: str) -> Any:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
@@ -63,10 +65,8 @@ class Storage:
 
     def send(self, queue: str, text: str) -> None:
         client = self.queues.get_queue_client(queue)
-        try:
+        with contextlib.suppress(ResourceExistsError):
             client.create_queue()
-        except Exception:  # already there
-            pass
         client.send_message(base64.b64encode(text.encode()).decode())
 
     def raw_messages(self, queue: str) -> list[str]:

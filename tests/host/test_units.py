@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 
 from devtools.host.blobs import BlobPath
-from devtools.host.config import HostConfigError, HostJson, load_local_settings, parse_timespan, \
-    resolve_setting_references
+from devtools.host.config import (
+    HostConfigError,
+    HostJson,
+    load_local_settings,
+    parse_timespan,
+    resolve_setting_references,
+)
 from devtools.host.keys import ADMIN, ANONYMOUS, FUNCTION, HostKeys
 from devtools.host.outputs import BindingExpressionError, resolve_expressions
 from devtools.host.routes import Router
@@ -70,8 +75,9 @@ def test_local_settings_fill_the_environment_without_overriding(tmp_path: Path) 
 
 def test_host_json_queue_options(tmp_path: Path) -> None:
     file = tmp_path / "host.json"
-    file.write_text(json.dumps({"version": "2.0", "extensions": {"queues": {
-        "batchSize": 4, "visibilityTimeout": "00:00:30", "maxPollingInterval": "00:00:02", "messageEncoding": "none"}}}))
+    queues = {"batchSize": 4, "visibilityTimeout": "00:00:30", "maxPollingInterval": "00:00:02",
+              "messageEncoding": "none"}
+    file.write_text(json.dumps({"version": "2.0", "extensions": {"queues": queues}}))
     options = HostJson.load(file).queues
     assert (options.batch_size, options.new_batch_threshold, options.visibility_timeout_s) == (4, 2, 30.0)
     assert (options.max_polling_interval_s, options.message_encoding, options.max_dequeue_count) == (2.0, "none", 5)

@@ -136,6 +136,13 @@ def _check_documents(store: Store, settings: Settings, request: PackageRequest,
     return documents
 
 
+def _with_staged_paths(request: PackageRequest, locations: list[tuple[str, str]]) -> PackageRequest:
+    """The request as the row keeps it: every document named by its blob path, no bytes."""
+    documents = [document.model_copy(update={"path": f"{container}/{blob}", "content": None})
+                 for document, (container, blob) in zip(request.documents, locations, strict=True)]
+    return request.model_copy(update={"documents": documents})
+
+
 def create_package(store: Store, settings: Settings, body: dict[str, Any],
                    idempotency_key: str | None) -> tuple[PackageRecord, bool]:
     """Accept a package request. Returns (row, created); raises ApiProblem for bad input."""
@@ -158,6 +165,7 @@ def create_package(store: Store, settings: Settings, body: dict[str, Any],
         except ApiProblem:
             _unstage(store, ref)
             raise
-        record = intake.record_accepted(store, ref=ref, source="api", source_uri=f"api/{ref}", request=request,
-                                        documents=documents, signing_fields=fields)
+        record = intake.record_accepted(store, ref=ref, source="api", source_uri=f"api/{ref}",
+                                        request=_with_staged_paths(request, locations), documents=documents,
+                                        signing_fields=fields)
         return record, True

@@ -212,11 +212,8 @@ def find(route: str, method: str, route_params: dict[str, str]) -> ApiOperation 
     for name, value in route_params.items():
         concrete = concrete.replace("{" + name + "}", value)
     for operation in OPERATIONS:
-        if operation.route == route and operation.method == method:
-            if "{" not in operation.path or operation.path.count("{") == route.count("{"):
-                return operation
-            if operation.path == concrete:
-                return operation
+        if operation.route == route and operation.method == method and operation.path in ("/" + route, concrete):
+            return operation
     return None
 
 

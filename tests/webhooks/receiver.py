@@ -1,12 +1,18 @@
-"""A webhook receiver on loopback for tests: records each request and answers with scripted codes."""
+"""Webhook test helpers: a receiver on loopback that records each request and answers with scripted codes,
+and a reader of one subscriber's messages on the webhook-events queue."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from shared.storage import names
+from shared.storage.store import Store
 
 
 @dataclass
@@ -54,3 +60,20 @@ def running_receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def take_messages(store: Store, subscription_id: str) -> list[dict[str, Any]]:
+    """Messages on webhook-events for one subscriber (others are left on the queue)."""
+    queue = store.clients.queue(names.WEBHOOK_EVENTS_QUEUE)
+    found = []
+    others = []
+    for message in queue.receive_messages(max_messages=32, visibility_timeout=30):
+        payload = json.loads(message.content)
+        if payload["subscriptionId"] == subscription_id:
+            found.append(payload)
+            queue.delete_message(message)
+        else:
+            others.append(message)
+    for message in others:
+        queue.update_message(message, visibility_timeout=0)
+    return found

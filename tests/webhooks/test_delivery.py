@@ -17,28 +17,11 @@ from shared.webhooks.publish import publish_event, subscriptions
 from shared.webhooks.signing import verify_signature
 from shared.webhooks.subscriptions import Subscription
 from tests.webhooks.conftest import SIGNING_SECRET
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import Receiver, take_messages
 
 
 def _ref() -> str:
     return f"wh-{uuid.uuid4().hex[:10]}"
-
-
-def take_messages(store: Store, subscription_id: str) -> list[dict[str, Any]]:
-    """Messages on webhook-events for one subscriber (others are left on the queue)."""
-    queue = store.clients.queue(names.WEBHOOK_EVENTS_QUEUE)
-    found = []
-    others = []
-    for message in queue.receive_messages(max_messages=32, visibility_timeout=30):
-        payload = json.loads(message.content)
-        if payload["subscriptionId"] == subscription_id:
-            found.append(payload)
-            queue.delete_message(message)
-        else:
-            others.append(message)
-    for message in others:
-        queue.update_message(message, visibility_timeout=0)
-    return found
 
 
 def subscribe(store: Store, url: str, events: list[EventType], **extra: Any) -> Subscription:

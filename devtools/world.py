@@ -175,6 +175,7 @@ class LocalWorld:
         configured = urlsplit(env.get("CONNECTIVE_BASE_URL", "")).port
         port = _preferred_port(self.sandbox_port, configured or DEFAULT_SANDBOX_PORT)
         env.setdefault("CONNECTIVE_USERNAME", SANDBOX_USER)
+        env.setdefault("DEFAULT_INITIATOR", "initiator@example.com")
         env.setdefault("CONNECTIVE_PASSWORD", secrets.token_urlsafe(16))
         env["CONNECTIVE_BASE_URL"] = f"http://127.0.0.1:{port}/webportalapi/v3"
         output = None if self.echo else subprocess.DEVNULL

@@ -25,7 +25,7 @@ _package_ref: contextvars.ContextVar[str | None] = contextvars.ContextVar("packa
 REDACTED = "***"
 # Field names whose values are never logged, whatever they hold.
 _SENSITIVE_KEYS = re.compile(
-    r"(^|[_-])(authorization|password|secret|secrets|token|api[-_]?key)$|^(code|sig|signature|document|content)$", re.I
+    r"(^|[_-])(authorization|password|secret|secrets|token|api[-_]?key)$|^(sig|signature|document|content)$", re.I
 )
 _BASIC_AUTH = re.compile(r"(Basic|Bearer)\s+[A-Za-z0-9+/=._-]+", re.I)
 _URL_SECRETS = re.compile(r"([?&](?:token|code|sig|password)=)[^&\s\"']+", re.I)

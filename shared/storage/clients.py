@@ -78,15 +78,9 @@ class StorageClients:
 
     @cached_property
     def queue_service(self) -> QueueServiceClient:
-        # The Functions host reads and writes base64 messages (host.json messageEncoding), while the SDK
-        # defaults to plain text; the policies make our own sends and reads match the host.
-        policies: dict[str, Any] = {
-            "message_encode_policy": TextBase64EncodePolicy(),
-            "message_decode_policy": BinaryBase64DecodePolicy(),
-        }
         if self._connection_string:
-            return QueueServiceClient.from_connection_string(self._connection_string, **policies)
-        return QueueServiceClient(self._identity_parts["queueServiceUri"], credential=self._credential, **policies)
+            return QueueServiceClient.from_connection_string(self._connection_string)
+        return QueueServiceClient(self._identity_parts["queueServiceUri"], credential=self._credential)
 
     def _first_use(self, kind: str, name: str) -> bool:
         key = (self.account_key_identity, kind, name)
@@ -109,7 +103,12 @@ class StorageClients:
         return self.table_service.get_table_client(name)
 
     def queue(self, name: str) -> QueueClient:
-        client = self.queue_service.get_queue_client(name)
+        # The Functions host reads and writes base64 messages (host.json messageEncoding), while the SDK
+        # defaults to plain text. The policies must be given to each queue client: the service client
+        # does not pass its own on to the queue clients it makes.
+        client = self.queue_service.get_queue_client(
+            name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy()
+        )
         if self._first_use("queue", name):
             with contextlib.suppress(ResourceExistsError):
                 client.create_queue()

@@ -19,10 +19,7 @@ from shared.storage.status import PackageStatus
 from shared.storage.store import Store
 from tests.pipeline.intake_support import pdf_with_markers
 
-# Rows stayed Received in the local host when this was written: the package-requests creation step
-# had not landed. Remove the xfail once a dropped PDF reaches Pending end to end.
-pytestmark = [pytest.mark.slow,
-              pytest.mark.xfail(reason="needs creation (package-requests) running in the local host", strict=False)]
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -79,3 +79,17 @@ def test_package_refs_are_restricted_to_a_safe_alphabet() -> None:
     assert is_valid_package_ref("inb-0123abcd")
     for bad in ("a/b", "a\\b", "a#b", "a?b", "x' or 1 eq 1", "", "ab"):
         assert not is_valid_package_ref(bad)
+
+
+def test_queue_messages_are_base64_as_the_functions_host_expects(storage_connection_string: str) -> None:
+    import base64
+    import json
+
+    from azure.storage.queue import QueueClient
+
+    clients = StorageClients(storage_connection_string)
+    queue_name = f"q{uuid.uuid4().hex[:12]}"
+    clients.send_json(queue_name, {"packageRef": "inb-1"})
+    raw = QueueClient.from_connection_string(storage_connection_string, queue_name).receive_message()
+    assert raw is not None
+    assert json.loads(base64.b64decode(raw.content)) == {"packageRef": "inb-1"}

@@ -33,7 +33,6 @@ import os
 import subprocess
 import sys
 import time
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -45,6 +44,7 @@ from devtools.ports import free_port, wait_for_port
 from shared.connective import ConnectiveClient, ConnectiveConfig, ConnectiveError, RateLimitDeferred, RetryConfig
 from shared.connective.ratelimit import LocalRateLimiter, RateLimiter
 from shared.connective.table_ratelimit import TableRateLimiter
+from tests.limiter.windows import window_fill
 
 SANDBOX_USER = "bench"
 SANDBOX_PASSWORD = "bench-saturation-pw"
@@ -133,16 +133,6 @@ class ClientCallLoad:
         return [json.loads(output) for output in outputs]
 
 
-def window_fill(times: Sequence[float], start: float, end: float, budget: Budget, samples: int = 2000) -> float:
-    """Mean number of accepted calls in the sliding window ending at t, for t in [start, end], / budget."""
-    ordered = sorted(times)
-    total = 0
-    for index in range(samples):
-        moment = start + (end - start) * index / (samples - 1)
-        total += bisect_left(ordered, moment) - bisect_left(ordered, moment - budget.window_s)
-    return total / samples / budget.calls
-
-
 def fairness(counts: Sequence[int]) -> float:
     """Jain's index: 1.0 when every worker got the same share, 1/n when one got everything."""
     squares = sum(count * count for count in counts)
@@ -197,7 +187,7 @@ def measure(name: str, shared_limiter: bool, load: Load, sandbox: Sandbox, stora
     figures = {
         f"{name}.budget_use_pct": round(100.0 * window_fill(
             [moment for times in per_worker for moment in times], start_at + budget.window_s,
-            start_at + duration_s, budget), 1),
+            start_at + duration_s, budget.calls, budget.window_s), 1),
         f"{name}.throttled_429": int(stats["throttled"]),
         f"{name}.accepted_calls": accepted,
         f"{name}.worker_min_share_pct": round(min(shares), 1),

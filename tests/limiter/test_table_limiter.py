@@ -14,13 +14,13 @@ from devtools.azurite import PROJECT_ROOT, Azurite
 from devtools.ports import free_port
 from shared.connective.ratelimit import RateLimitDeferred, RateLimiterUnavailable
 from shared.connective.table_ratelimit import ServiceClock, TableRateLimiter
-from tests.limiter.windows import budget_use, most_in_any_window
+from tests.limiter.windows import most_in_any_window, window_fill
 
 CALLS = 20
 WINDOW_S = 2.0
 VALIDITY_S = 0.3
 LATENCY_MARGIN_S = 0.05
-DURATION_S = 5.0
+DURATION_S = 6.0
 # Every process starts together this long after launch, once Python and the SDK are imported.
 STARTUP_S = 2.5
 
@@ -50,15 +50,17 @@ def _hammer(connection_string: str, clock_options: list[dict[str, float]]) -> tu
 def _assert_rule_and_use(start_at: float, per_process: list[list[float]], least_use: float) -> None:
     grants = [moment for process in per_process for moment in process]
     assert most_in_any_window(grants, WINDOW_S) <= CALLS
-    # The horizon (window + lease validity + latency margin + clock uncertainty) is about 2.45 s,
-    # so a compressed 2 s window can use about 80 %; a 60 s window loses only a few percent.
-    assert budget_use(grants, start_at, DURATION_S, CALLS, WINDOW_S) >= least_use
+    # The horizon (window + lease validity + latency margin + clock uncertainty) is about 2.45 s
+    # once the service clock is measured, so a compressed 2 s window uses about 80 %. In an
+    # instance's first seconds its clock is known only to about +-0.5 s (Date has whole seconds),
+    # which can stretch the first gap to 3-4 s: small beside a 60 s window, large beside 2 s.
+    assert window_fill(grants, start_at + WINDOW_S, start_at + DURATION_S, CALLS, WINDOW_S) >= least_use
     assert sum(1 for process in per_process if process) >= 2
 
 
 def test_four_processes_share_one_budget(storage_connection_string: str) -> None:
     start_at, per_process = _hammer(storage_connection_string, [{}] * 4)
-    _assert_rule_and_use(start_at, per_process, least_use=0.7)
+    _assert_rule_and_use(start_at, per_process, least_use=0.5)
 
 
 def test_processes_with_skewed_and_stepping_clocks_keep_the_rule(storage_connection_string: str) -> None:
@@ -70,7 +72,7 @@ def test_processes_with_skewed_and_stepping_clocks_keep_the_rule(storage_connect
         {"clock_offset_s": 0.7, "clock_jump_s": 1.5, "clock_jump_after_s": DURATION_S / 2},
     ]
     start_at, per_process = _hammer(storage_connection_string, clocks)
-    _assert_rule_and_use(start_at, per_process, least_use=0.6)
+    _assert_rule_and_use(start_at, per_process, least_use=0.45)
 
 
 def test_service_clock_corrects_a_misset_local_clock() -> None:

@@ -1,8 +1,9 @@
-"""Measures over recorded grant times, shared by the limiter tests and the saturation benchmark."""
+"""Measures over recorded grant times, shared by the limiter tests and bench/saturation.py."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 
 
 def most_in_any_window(times: Iterable[float], window_s: float) -> int:
@@ -17,7 +18,16 @@ def most_in_any_window(times: Iterable[float], window_s: float) -> int:
     return most
 
 
-def budget_use(times: Iterable[float], start: float, duration_s: float, calls: int, window_s: float) -> float:
-    """Share of the budget used in [start, start + duration_s): grants / (calls per window x windows)."""
-    used = sum(1 for moment in times if start <= moment < start + duration_s)
-    return used / (calls * duration_s / window_s)
+def window_fill(times: Sequence[float], start: float, end: float, calls: int, window_s: float,
+                samples: int = 2000) -> float:
+    """Mean share of the budget used by the sliding window ending at t, for t in [start, end].
+
+    Unlike "calls / (budget x windows)", it does not depend on where the bursts of a limiter fall
+    relative to the ends of a short run; over whole periods the two agree.
+    """
+    ordered = sorted(times)
+    total = 0
+    for index in range(samples):
+        moment = start + (end - start) * index / (samples - 1)
+        total += bisect_left(ordered, moment) - bisect_left(ordered, moment - window_s)
+    return total / samples / calls

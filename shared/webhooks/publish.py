@@ -21,7 +21,7 @@ from shared.logging import get_logger, log_event
 from shared.storage import names
 from shared.storage.store import Store
 from shared.webhooks.events import EventType, WebhookEvent
-from shared.webhooks.subscriptions import SubscriptionRepository
+from shared.webhooks.subscriptions import Subscription, SubscriptionRepository, package_subscription
 
 __all__ = ["EventType", "WebhookEvent", "delivery_message", "publish_event", "subscriptions"]
 
@@ -38,11 +38,26 @@ def delivery_message(subscription_id: str, event: WebhookEvent, attempt: int = 1
             "event": event.model_dump(mode="json", by_alias=True)}
 
 
+def _with_package_subscribers(store: Store, repository: SubscriptionRepository, package_ref: str,
+                              known: list[Subscription]) -> list[Subscription]:
+    """A package request may name its own `subscribers` (manifest, routing profile or API); they get
+    package-scoped subscriptions the first time the package has something to say."""
+    record = store.packages.get(package_ref)
+    if record is None or not record.subscribers:
+        return known
+    ids = {s.id for s in known}
+    added = [repository.put(package_subscription(package_ref, url)) for url in record.subscribers
+             if package_subscription(package_ref, url).id not in ids]
+    return known + added
+
+
 def publish_event(store: Store, event_type: EventType, package_ref: str, data: dict[str, Any]) -> None:
     """Queue `event_type` for every subscriber that wants it. Never raises for delivery problems:
     the pipeline's own work has already happened and must not be retried because of a subscriber."""
     try:
-        matching = subscriptions(store).matching(event_type, package_ref, data)
+        repository = subscriptions(store)
+        every = _with_package_subscribers(store, repository, package_ref, list(repository.all()))
+        matching = [s for s in every if s.wants(event_type, package_ref, data)]
         if not matching:
             return
         event = WebhookEvent(type=event_type, packageRef=package_ref, data=data)

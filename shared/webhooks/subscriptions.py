@@ -8,6 +8,7 @@ callback URL carries its own signature), so they are never logged.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,13 @@ PARTITION = "subscription"
 
 def new_subscription_id() -> str:
     return uuid.uuid4().hex
+
+
+def package_subscription(package_ref: str, url: str) -> Subscription:
+    """The subscription behind a package request's `subscribers` entry: every event of that package.
+    Its id is derived from both, so writing it again changes nothing."""
+    digest = hashlib.sha256(f"{package_ref}\n{url}".encode()).hexdigest()[:32]
+    return Subscription(id=digest, url=url, events=list(EventType), package_ref=package_ref, trigger="package")
 
 
 class Subscription(BaseModel):
@@ -78,6 +86,10 @@ class SubscriptionRepository:
         self._table.create_entity(subscription.to_entity())
         return subscription
 
+    def put(self, subscription: Subscription) -> Subscription:
+        self._table.upsert_entity(subscription.to_entity())
+        return subscription
+
     def get(self, subscription_id: str) -> Subscription | None:
         try:
             return Subscription.from_entity(self._table.get_entity(PARTITION, subscription_id))
@@ -94,6 +106,3 @@ class SubscriptionRepository:
     def all(self) -> Iterator[Subscription]:
         for entity in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}):
             yield Subscription.from_entity(entity)
-
-    def matching(self, event_type: EventType, package_ref: str, data: dict[str, Any]) -> list[Subscription]:
-        return [s for s in self.all() if s.wants(event_type, package_ref, data)]

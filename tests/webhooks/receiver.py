@@ -75,5 +75,5 @@ def take_messages(store: Store, subscription_id: str) -> list[dict[str, Any]]:
         else:
             others.append(message)
     for message in others:
-        queue.update_message(message, visibility_timeout=0)
+        queue.update_message(message, content=bytes(message.content).decode(), visibility_timeout=0)
     return found

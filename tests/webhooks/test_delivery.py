@@ -135,3 +135,17 @@ def test_backoff_doubles_and_is_capped(attempt: int, low: int, high: int) -> Non
     delays = {retry_delay_s(settings, attempt) for _ in range(20)}
     assert all(low <= d <= high for d in delays)
     assert retry_delay_s(settings, 1, retry_after_s=600) == 600
+
+
+def test_a_package_requests_own_subscribers_get_its_events(store: Store) -> None:
+    from shared.storage.packages import PackageRecord
+
+    ref = _ref()
+    store.packages.insert(PackageRecord(ref=ref, subscribers=["https://8.8.8.8/own"]))
+    publish_event(store, EventType.SIGNER_ACTED, ref, {"email": "a@example.com", "action": "signed"})
+    publish_event(store, EventType.ARCHIVED, ref, {})
+    publish_event(store, EventType.ARCHIVED, _ref(), {})  # another package: not theirs
+    own = [s for s in subscriptions(store).all() if s.package_ref == ref]
+    assert len(own) == 1 and own[0].url == "https://8.8.8.8/own"
+    assert [m["event"]["type"] for m in take_messages(store, own[0].id)] == ["package.signer_acted",
+                                                                            "package.archived"]

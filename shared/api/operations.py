@@ -132,7 +132,7 @@ OPERATIONS: tuple[ApiOperation, ...] = (
                                "Any unique text for this request; a retry with the same key returns the same "
                                "package.", visibility="advanced"),)),
     ApiOperation("ListPackages", "GET", "/packages", "packages", "List packages",
-                 "Packages from the status table, newest partition order, with optional filters. Follow nextLink "
+                 "Packages from the status table, in packageRef order, with optional filters. Follow nextLink "
                  "for more; a page may hold fewer items than asked for.",
                  packages.list_packages, (Answer(200, "One page of packages.", PackagePage),
                                           Answer(400, "A parameter is invalid.")),

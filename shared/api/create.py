@@ -5,7 +5,7 @@ a blob `path` (`container/blob` in the app's document storage, in one of `PATH_C
 is checked like an uploaded one (`shared.pipeline.intake.check_document`), then the Received row
 is written and the `package-requests` message sent by `intake.record_accepted`.
 
-The intake helpers used here (`_default_language`, `_stored`, `_check_explicit_markers`) are the
+The intake helpers used here (`default_language`, `stored`, `check_explicit_markers`) are the
 batch path's own, so a document means the same thing through either door.
 
 Unlike blob intake, the caller is waiting for an answer, so bad input is refused synchronously
@@ -62,7 +62,7 @@ def package_ref_for(idempotency_key: str | None, external_reference: str | None)
 
 
 def _parse(settings: Settings, body: dict[str, Any]) -> PackageRequest:
-    intake._default_language(settings, body)
+    intake.default_language(settings, body)
     try:
         return PackageRequest.model_validate(body)
     except ValidationError as error:
@@ -130,9 +130,9 @@ def _check_documents(store: Store, settings: Settings, request: PackageRequest,
                 raise Rejection("document_missing", f"documents[{index}]: {container}/{blob_name} does not exist")
             sha256, facts = intake.check_document(settings, blob, etag=found.etag, size=found.size, markers=markers,
                                                   work_dir=Path(work_dir))
-            documents.append(intake._stored(found.container, found.name, found.etag, found.size, sha256, facts,
+            documents.append(intake.stored(found.container, found.name, found.etag, found.size, sha256, facts,
                                             request, index))
-    intake._check_explicit_markers(request, documents)
+    intake.check_explicit_markers(request, documents)
     return documents
 
 

@@ -326,7 +326,7 @@ def _summary(details: list[dict[str, Any]]) -> str:
     return f"{len(details)} problem(s): {shown}{more}"
 
 
-def _default_language(settings: Settings, request: dict[str, Any]) -> None:
+def default_language(settings: Settings, request: dict[str, Any]) -> None:
     fallback = settings.get("DEFAULT_DOCUMENT_LANGUAGE")
     for document in request.get("documents", []):
         if isinstance(document, dict) and not document.get("language"):
@@ -350,13 +350,13 @@ def intake_inbox_blob(store: Store, settings: Settings, blob: BlobClient) -> Pac
         try:
             request_wire, marker_template = routing.single_pdf_request(
                 blob_name=described.name, metadata=described.metadata, profiles=routing.load_profiles(store, settings))
-            _default_language(settings, request_wire)
+            default_language(settings, request_wire)
             request = _validated(request_wire)
             markers = [marker_for(marker_template, n) for n in range(1, len(request.signers) + 1)]
             with tempfile.TemporaryDirectory(prefix="intake-") as work_dir:
                 sha256, facts = check_document(settings, blob, etag=described.etag, size=described.size,
                                                markers=markers, work_dir=Path(work_dir))
-            document = _stored(described.container, described.name, described.etag, described.size, sha256, facts,
+            document = stored(described.container, described.name, described.etag, described.size, sha256, facts,
                                request, 0)
             fields = resolve_signing_fields(request, [document], marker_template)
         except Rejection as rejection:
@@ -373,7 +373,7 @@ def intake_inbox_blob(store: Store, settings: Settings, blob: BlobClient) -> Pac
                                documents=[document], signing_fields=fields)
 
 
-def _stored(container: str, blob_name: str, etag: str, size: int, sha256: str, facts: PdfFacts,
+def stored(container: str, blob_name: str, etag: str, size: int, sha256: str, facts: PdfFacts,
             request: PackageRequest, index: int) -> StoredDocument:
     spec = request.documents[index]
     return StoredDocument(
@@ -480,7 +480,7 @@ def _check_batch(store: Store, settings: Settings, manifest_blob: BlobClient,
                         f"manifest.json is {described.size} bytes; the limit is {MAX_MANIFEST_BYTES}")
     raw = manifest_blob.download_blob(etag=described.etag, match_condition=MatchConditions.IfNotModified).readall()
     manifest = parse_manifest(raw)
-    _default_language(settings, manifest)
+    default_language(settings, manifest)
     request = _validated(manifest)
     batch_folder = described.name.rpartition("/")[0]
     container = store.clients.container(described.container)
@@ -501,13 +501,13 @@ def _check_batch(store: Store, settings: Settings, manifest_blob: BlobClient,
                                                     f"in {described.container}/{batch_folder or '(root)'}")
             sha256, facts = check_document(settings, document_blob, etag=found.etag, size=found.size,
                                            markers=markers, work_dir=Path(work_dir))
-            documents.append(_stored(found.container, found.name, found.etag, found.size, sha256, facts, request,
+            documents.append(stored(found.container, found.name, found.etag, found.size, sha256, facts, request,
                                      index))
-    _check_explicit_markers(request, documents)
+    check_explicit_markers(request, documents)
     return request, documents, resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
 
 
-def _check_explicit_markers(request: PackageRequest, documents: list[StoredDocument]) -> None:
+def check_explicit_markers(request: PackageRequest, documents: list[StoredDocument]) -> None:
     """A marker that names nothing in its document would make Connective refuse the package later."""
     for signer_index, signer in enumerate(request.signers):
         for location in signer.locations:

@@ -77,6 +77,8 @@ def read_json_object(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
         parsed = json.loads(body, object_pairs_hook=_no_duplicates)
     except DuplicateKeyError as error:
         raise ApiProblem(400, f"The JSON body repeats the key {str(error)!r}; each key may appear once.") from None
+    except RecursionError:
+        raise ApiProblem(400, "The request body nests arrays or objects too deeply.") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise ApiProblem(400, f"The request body is not valid JSON: {error}.") from None
     if not isinstance(parsed, dict):

@@ -99,7 +99,7 @@ def parse_body(body: bytes | None) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         return {}
     return parsed if isinstance(parsed, dict) else {}
 

@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import api, archive, callbacks, intake, webhooks
+from functions import api, archive, callbacks, intake, maintenance, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -11,3 +11,4 @@ app.register_functions(callbacks.bp)
 app.register_functions(archive.bp)
 app.register_functions(api.bp)
 app.register_functions(webhooks.bp)
+app.register_functions(maintenance.bp)

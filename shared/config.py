@@ -92,6 +92,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECONCILE_AFTER_H", "6", "Re-read packages with no callback for this many hours."),
     Setting("MAINTENANCE_RATE_SHARE", "0.3", "Largest share of the rate budget the timer may use."),
     Setting("MAINTENANCE_TIME_BUDGET_S", "240", "A run stops starting new work after this many seconds."),
+    Setting("MAINTENANCE_SWEEP_EVERY_MIN", "60",
+            "Minutes between Package List sweeps that find packages created at Connective whose row missed it."),
     # HTTP API and webhooks.
     Setting("WEBHOOK_SIGNING_SECRET", None,
             "Comma-separated HMAC-SHA256 secrets that sign webhook deliveries; each adds a v1= signature (rotation).",

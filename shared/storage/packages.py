@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -72,6 +72,11 @@ class PackageRecord(BaseModel):
     archive_requested_at: datetime | None = None  # an archive-requests message was sent
     archive_attempts: int = 0  # archive runs that found the package not ready (409) or failed
     connective_deleted_at: datetime | None = None  # deleted at Connective after archiving
+    # Due time held by this package's PackageSchedule row of each kind (shared.storage.schedule); never later
+    # than the work is really due. None: no row of that kind.
+    index_reminder_at: datetime | None = None
+    index_expiry_at: datetime | None = None
+    index_reconcile_at: datetime | None = None
     etag: str | None = Field(default=None, exclude=True)
 
     def to_entity(self) -> dict[str, Any]:
@@ -112,9 +117,21 @@ class ConcurrentUpdateError(RuntimeError):
     """The row changed under us more times than the retry loop allows."""
 
 
+class WriteHook(Protocol):
+    def before_write(self, record: PackageRecord) -> Callable[[], None] | None:
+        """Called before every insert and replace; may edit `record`. The callable it returns runs after a
+        successful write."""
+        ...
+
+
 class PackageRepository:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, hook: WriteHook | None = None) -> None:
         self._table = table
+        # Every row write passes through here, so the hook (the PackageSchedule index) cannot be forgotten.
+        self._hook = hook
+
+    def _before_write(self, record: PackageRecord) -> Callable[[], None] | None:
+        return self._hook.before_write(record) if self._hook is not None else None
 
     def get(self, ref: str) -> PackageRecord | None:
         try:
@@ -124,9 +141,12 @@ class PackageRepository:
 
     def insert(self, record: PackageRecord) -> tuple[PackageRecord, bool]:
         """Insert a new row. Returns (row, created); an existing row is returned as it is."""
+        after_write = self._before_write(record)
         try:
             metadata = self._table.create_entity(record.to_entity())
             record.etag = metadata.get("etag")
+            if after_write is not None:
+                after_write()
             return record, True
         except ResourceExistsError:
             existing = self.get(record.ref)
@@ -137,11 +157,14 @@ class PackageRepository:
     def replace(self, record: PackageRecord) -> PackageRecord:
         """Write the row if nobody changed it since it was read (its ETag)."""
         record.updated_at = utcnow()
+        after_write = self._before_write(record)
         metadata = self._table.update_entity(
             record.to_entity(), mode=UpdateMode.REPLACE, etag=record.etag,
             match_condition=MatchConditions.IfNotModified,
         )
         record.etag = metadata.get("etag")
+        if after_write is not None:
+            after_write()
         return record
 
     def mutate(self, ref: str, change: Callable[[PackageRecord], bool], attempts: int = 8) -> PackageRecord | None:

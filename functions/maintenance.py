@@ -1,0 +1,25 @@
+"""The maintenance timer: reminders, expiry extensions and reconciliation (shared.maintenance).
+
+The schedule is the app setting MAINTENANCE_SCHEDULE (NCRONTAB, UTC), resolved by the host. With
+`use_monitor` the host notices a missed occurrence and delivers one run with `past_due`; the run does
+what is due now, which covers the missed occurrences once.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from shared.logging import invocation_scope
+from shared.maintenance.runner import run_maintenance
+from shared.pipeline import services
+
+bp = func.Blueprint()
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%MAINTENANCE_SCHEDULE%", use_monitor=True, run_on_startup=False)
+def scheduled_upkeep(timer: func.TimerRequest, context: func.Context) -> None:
+    with invocation_scope(context.invocation_id, context.function_name):
+        settings = services.settings()
+        # A short wait for the connection's token: when intake and callbacks are using it, the timer yields.
+        client = services.connective(settings, rate_wait_s=settings.get_float("QUEUE_RATE_WAIT_S"))
+        run_maintenance(services.store(settings), client, settings, past_due=timer.past_due)

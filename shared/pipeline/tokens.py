@@ -38,10 +38,11 @@ def verify_callback_token(settings: Settings, package_ref: str, token: str | Non
     """Constant-time check of a token against every configured secret."""
     if not token:
         return False
+    presented = token.encode("utf-8", "replace")  # bytes: compare_digest refuses non-ASCII str (TypeError)
     matched = False
     for secret in _secrets(settings):
         # Compare against every secret, without stopping early, so timing says nothing about which matched.
-        matched |= hmac.compare_digest(_sign(secret, package_ref), token)
+        matched |= hmac.compare_digest(_sign(secret, package_ref).encode(), presented)
     return matched
 
 

@@ -51,5 +51,6 @@ def verify_signature(secret: str, timestamp: str | None, body: bytes, header: st
     for part in header.split(","):
         scheme, _, value = part.strip().partition("=")
         if scheme == SCHEME:
-            matched |= hmac.compare_digest(expected, value)
+            # bytes: compare_digest refuses non-ASCII str (TypeError), and a header may hold anything
+            matched |= hmac.compare_digest(expected.encode(), value.encode("utf-8", "replace"))
     return matched

@@ -8,7 +8,9 @@ rules in `shared.storage.status` hold whatever order events arrive in.
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -167,13 +169,13 @@ class PackageRepository:
             after_write()
         return record
 
-    def mutate(self, ref: str, change: Callable[[PackageRecord], bool], attempts: int = 8) -> PackageRecord | None:
+    def mutate(self, ref: str, change: Callable[[PackageRecord], bool], attempts: int = 12) -> PackageRecord | None:
         """Apply `change` to the current row and write it, retrying on concurrent updates.
 
         `change` edits the record in place and returns True when there is something to write.
         Returns the row as stored (None when there is no row).
         """
-        for _ in range(attempts):
+        for attempt in range(attempts):
             record = self.get(ref)
             if record is None:
                 return None
@@ -184,6 +186,8 @@ class PackageRepository:
             except HttpResponseError as error:
                 if error.status_code != 412:
                     raise
+            # Writers that collided would collide again in lock step: a random pause spreads them out.
+            time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
         raise ConcurrentUpdateError(f"package {ref} kept changing under {attempts} attempts")
 
     def query(self, filter_expression: str, parameters: dict[str, Any] | None = None,

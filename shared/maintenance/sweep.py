@@ -77,30 +77,31 @@ def sweep_if_due(context: WorkContext, policy: SweepPolicy, owner: str, claim_fo
         start = (last_started - WINDOW_OVERLAP) if last_started is not None else now - policy.first_lookback
         state = {**state, "Window": start, "StartedAt": now, "ContinuationToken": None}
     state.update(ClaimedBy=owner, ClaimedUntil=now + claim_for)
-    etag = schedule.save_checkpoint(CHECKPOINT, state, etag)
-    if etag is None:
+    saved = _Checkpoint(context, state, etag)
+    if not saved.save_if_unchanged():
         return report  # another runner took it first
     report.ran = True
     log_event(_log, "maintenance.sweep", resuming=resuming, window=state["Window"].isoformat())
     try:
-        etag = _pages(context, state, etag, report)
+        _pages(context, saved, report)
     except SweepTakenOver:
         raise
     except BaseException:
         # Cut short (time or call budget, an error): release the claim, keep the window and token.
-        _save_progress(context, {**state, "ClaimedBy": "", "ClaimedUntil": None}, etag)
+        saved.state.update(ClaimedBy="", ClaimedUntil=None)
+        saved.save()
         raise
-    finished = {"LastStartedAt": state["StartedAt"], "LastCompletedAt": context.clock(), "Window": None,
-                "ContinuationToken": None, "StartedAt": None, "ClaimedBy": "", "ClaimedUntil": None}
-    _save_progress(context, finished, etag)
+    saved.state = {"LastStartedAt": state["StartedAt"], "LastCompletedAt": context.clock()}
+    saved.save()
     report.completed = True
     log_event(_log, "maintenance.sweep_done", pages=report.pages, seen=report.seen,
               recovered=len(report.recovered), without_row=len(report.without_row))
     return report
 
 
-def _pages(context: WorkContext, state: dict[str, Any], etag: str | None, report: SweepReport) -> str | None:
+def _pages(context: WorkContext, saved: _Checkpoint, report: SweepReport) -> None:
     """Read pages from the saved continuation token on, saving the token after each page."""
+    state = saved.state
     while True:
         context.budget.take_call()
         page = context.client.package_list(continuation_token=state.get("ContinuationToken"), max_quantity=PAGE_SIZE,
@@ -112,16 +113,29 @@ def _pages(context: WorkContext, state: dict[str, Any], etag: str | None, report
             _examine(context, item, report)
         token = page.continuation_token or None
         if not page.items or token is None or token == state.get("ContinuationToken"):
-            return etag
+            return
         state["ContinuationToken"] = token
-        etag = _save_progress(context, state, etag)
+        saved.save()
 
 
-def _save_progress(context: WorkContext, state: dict[str, Any], etag: str | None) -> str | None:
-    new_etag = context.store.schedule.save_checkpoint(CHECKPOINT, state, etag)
-    if new_etag is None:
-        raise SweepTakenOver("another runner took over the package list sweep")
-    return new_etag
+class _Checkpoint:
+    """The sweep's checkpoint entity as this runner last wrote it; every save is ETag-guarded."""
+
+    def __init__(self, context: WorkContext, state: dict[str, Any], etag: str | None) -> None:
+        self._schedule = context.store.schedule
+        self.state = state
+        self._etag = etag
+
+    def save_if_unchanged(self) -> bool:
+        etag = self._schedule.save_checkpoint(CHECKPOINT, self.state, self._etag)
+        if etag is None:
+            return False
+        self._etag = etag
+        return True
+
+    def save(self) -> None:
+        if not self.save_if_unchanged():
+            raise SweepTakenOver("another runner took over the package list sweep")
 
 
 class SweepTakenOver(Exception):

@@ -10,6 +10,7 @@ from shared.config import Settings
 from shared.connective import ConnectiveClient, LocalRateLimiter
 from shared.maintenance.budget import RunBudget
 from shared.maintenance.runner import RunReport, run_maintenance
+from shared.maintenance.sweep import CHECKPOINT
 from shared.storage.clients import StorageClients
 from shared.storage.packages import PackageRecord
 from shared.storage.schedule import BUCKET_PREFIX, CHECKPOINT_PARTITION, DuePolicy
@@ -66,6 +67,10 @@ class World:
             body["ExpiryTimestamp"] = expiry.isoformat()
         package_id = self.client.create_instant_package(body, pdf(f"contract for {ref}")).package_id
         return insert_row(self.store, ref, package_id, pending_since=self.clock(), expiry_timestamp=expiry, **row)
+
+    def skip_sweeps(self) -> None:
+        """Note a sweep as just started, so runs within MAINTENANCE_SWEEP_EVERY_MIN do not sweep."""
+        assert self.store.schedule.save_checkpoint(CHECKPOINT, {"LastStartedAt": self.clock()}, None)
 
     def row(self, ref: str) -> PackageRecord:
         record = self.store.packages.get(ref)

@@ -69,6 +69,21 @@ def _uses_real_connective(env: Mapping[str, str]) -> bool:
     return bool(url) and urlsplit(url).hostname not in LOOPBACK
 
 
+def _apply_setting_defaults(env: dict[str, str]) -> None:
+    """Give every app setting that has a default its value, as infra/ does in Azure.
+
+    The host resolves `%SETTING%` binding expressions (a timer's schedule, say) from the
+    environment alone, so a default known only to shared.config would leave them unresolved.
+    """
+    try:
+        from shared.config import SETTINGS
+    except ImportError:
+        return
+    for setting in SETTINGS:
+        if setting.default is not None:
+            env.setdefault(setting.name, setting.default)
+
+
 @dataclass
 class LocalWorld:
     """Starts what is missing, sets the settings that tie the parts together, and stops what it started."""
@@ -128,6 +143,7 @@ class LocalWorld:
     def start(self, timeout_s: float = 90.0) -> LocalWorld:
         env = dict(os.environ)
         load_local_settings(self.settings_file, env)
+        _apply_setting_defaults(env)
         try:
             self._start_storage(env)
             self._start_sandbox(env)
@@ -175,7 +191,8 @@ class LocalWorld:
         configured = urlsplit(env.get("CONNECTIVE_BASE_URL", "")).port
         port = _preferred_port(self.sandbox_port, configured or DEFAULT_SANDBOX_PORT)
         env.setdefault("CONNECTIVE_USERNAME", SANDBOX_USER)
-        env.setdefault("DEFAULT_INITIATOR", "initiator@example.com")
+        if not env.get("DEFAULT_INITIATOR"):
+            env["DEFAULT_INITIATOR"] = "initiator@example.com"
         env.setdefault("CONNECTIVE_PASSWORD", secrets.token_urlsafe(16))
         env["CONNECTIVE_BASE_URL"] = f"http://127.0.0.1:{port}/webportalapi/v3"
         output = None if self.echo else subprocess.DEVNULL

@@ -36,7 +36,9 @@ from shared.storage import names
 from shared.storage.packages import PackageRecord
 from shared.storage.status import PackageStatus, can_move
 from shared.storage.store import Store
+from shared.webhooks.delivery import url_policy
 from shared.webhooks.publish import EventType, publish_event
+from shared.webhooks.ssrf import UnsafeUrlError, check_url
 
 logger = get_logger(__name__)
 
@@ -482,6 +484,7 @@ def _check_batch(store: Store, settings: Settings, manifest_blob: BlobClient,
     manifest = parse_manifest(raw)
     default_language(settings, manifest)
     request = _validated(manifest)
+    _check_subscribers(settings, request)
     batch_folder = described.name.rpartition("/")[0]
     container = store.clients.container(described.container)
     documents: list[StoredDocument] = []
@@ -505,6 +508,16 @@ def _check_batch(store: Store, settings: Settings, manifest_blob: BlobClient,
                                      index))
     check_explicit_markers(request, documents)
     return request, documents, resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
+
+
+def _check_subscribers(settings: Settings, request: PackageRequest) -> None:
+    """A subscriber the delivery guard would refuse (SSRF) is reported now rather than dead-lettered later."""
+    policy = url_policy(settings)
+    for index, url in enumerate(request.subscribers):
+        try:
+            check_url(url, policy)
+        except UnsafeUrlError as error:
+            raise Rejection("subscriber_unsafe", f"subscribers[{index}] cannot receive webhooks: {error}") from None
 
 
 def check_explicit_markers(request: PackageRequest, documents: list[StoredDocument]) -> None:

@@ -31,7 +31,7 @@ def handle(sandbox: Sandbox, method: str, path: str, body: Any, query: dict[str,
             raise bad_request("Admin.InvalidKnob", str(error)) from None
         return 200, sandbox.knobs.as_dict()
     if key == ("GET", "stats"):
-        return 200, _stats(sandbox)
+        return 200, _stats(sandbox, with_times=query.get("times", "") in ("1", "true"))
     if key in (("GET", "clock"), ("POST", "clock")):
         if method == "POST":
             _move_clock(sandbox, body)
@@ -41,8 +41,10 @@ def handle(sandbox: Sandbox, method: str, path: str, body: Any, query: dict[str,
     raise not_found("Admin.UnknownRoute", f"no admin endpoint {method} /_sandbox/{path}")
 
 
-def _stats(sandbox: Sandbox) -> dict[str, Any]:
+def _stats(sandbox: Sandbox, with_times: bool) -> dict[str, Any]:
     snapshot = sandbox.stats.snapshot()
+    if with_times:
+        snapshot["accepted_times_by_user"] = sandbox.stats.accepted_times()
     with sandbox.lock:
         statuses: dict[str, int] = {}
         for package in sandbox.packages.values():

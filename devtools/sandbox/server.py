@@ -175,6 +175,7 @@ class Handler(BaseHTTPRequestHandler):
                                  {"Retry-After": retry_after_header(wait_s)})
             self._send_error(throttled, knobs.error_format)
             return
+        sandbox.stats.record_accepted(user)
         version = params.pop("_version")
         if knobs.latency_ms:
             sandbox.stats.record_fault("latency")

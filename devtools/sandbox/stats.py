@@ -1,10 +1,18 @@
-"""Counters for /_sandbox/stats: calls per operation, user and package, throttling, faults, callbacks."""
+"""Counters for /_sandbox/stats: calls per operation, user and package, throttling, faults, callbacks.
+
+`GET /_sandbox/stats?times=1` adds the wall-clock times (epoch seconds) at which the throttle
+accepted each user's calls, the last `ACCEPTED_TIMES_KEPT` per user: benchmarks measure how full
+the sliding window was from them.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from typing import Any
+
+ACCEPTED_TIMES_KEPT = 50_000
 
 
 class Stats:
@@ -24,6 +32,14 @@ class Stats:
             self.callbacks: Counter[str] = Counter()
             self.reminders_by_package: Counter[str] = Counter()
             self.unauthorized = 0
+            self.accepted_times_by_user: dict[str, deque[float]] = {}
+
+    def record_accepted(self, user: str) -> None:
+        """A call passed the throttle: it counts against the user's window from now on."""
+        at = time.time()
+        with self._lock:
+            times = self.accepted_times_by_user.setdefault(user, deque(maxlen=ACCEPTED_TIMES_KEPT))
+            times.append(at)
 
     def record_call(self, operation: str, user: str, package_id: str | None, reference: str | None) -> None:
         with self._lock:
@@ -57,6 +73,10 @@ class Stats:
     def record_reminder(self, package_id: str) -> None:
         with self._lock:
             self.reminders_by_package[package_id] += 1
+
+    def accepted_times(self) -> dict[str, list[float]]:
+        with self._lock:
+            return {user: list(times) for user, times in self.accepted_times_by_user.items()}
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -112,6 +112,21 @@ def test_sliding_window_throttle_per_user(tight_sandbox: SandboxHandle) -> None:
     assert stats["calls_by_user"] == {"tester": 6, "other": 1}
 
 
+def test_stats_give_the_acceptance_times_of_each_users_calls_on_request(tight_sandbox: SandboxHandle) -> None:
+    api = Api(tight_sandbox)
+    before = time.time()
+    codes = [api.call("GET", "/packages").status_code for _ in range(6)]
+    after = time.time()
+    assert codes == [200] * 5 + [429]
+    assert "accepted_times_by_user" not in tight_sandbox.admin("GET", "stats").json()
+    times = tight_sandbox.admin("GET", "stats?times=1").json()["accepted_times_by_user"]
+    assert list(times) == ["tester"]  # the throttled call is not among them
+    assert len(times["tester"]) == 5
+    assert times["tester"] == sorted(times["tester"]) and before <= times["tester"][0] <= times["tester"][-1] <= after
+    tight_sandbox.reset()
+    assert tight_sandbox.admin("GET", "stats?times=1").json()["accepted_times_by_user"] == {}
+
+
 def test_throttle_is_a_sliding_window_not_a_fixed_one(tight_sandbox: SandboxHandle) -> None:
     api = Api(tight_sandbox)
     tight_sandbox.admin("POST", "config", json={"rate_calls": 4, "rate_window": 0.6})

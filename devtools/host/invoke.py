@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import types
 import uuid
@@ -111,7 +112,8 @@ class Invoker:
         finally:
             fields: dict[str, Any] = {"function": spec.name, "invocation_id": invocation_id,
                                       "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                                      "outcome": outcome, "trigger": trigger.kind}
+                                      "outcome": outcome, "trigger": trigger.kind,
+                                      "pid": os.getpid()}  # which worker (or the HTTP front end) ran it
             if trigger.dequeue_count is not None:
                 fields["dequeue_count"] = trigger.dequeue_count
             logs.event("host.invocation", logging.INFO if outcome == "Succeeded" else logging.WARNING, **fields)

@@ -32,6 +32,8 @@ def test_three_workers_handle_each_message_and_blob_exactly_once(fresh_azurite: 
         assert Counter(row["item"] for row in rows) == Counter(f"m{i}" for i in range(MESSAGES))
         assert all(row["dequeue_count"] == 1 for row in rows)
         assert len({row["pid"] for row in rows}) >= 2, "the workers did not share the queue"
+        logged = {e["pid"] for e in host.events("host.invocation") if e["function"] == "queue_work"}
+        assert logged == {row["pid"] for row in rows}, "each invocation line names the worker that ran it"
         blob_rows = Counter(row["blob"] for row in storage.calls("blob_inbox"))
         assert blob_rows == Counter(f"{INBOX}/scale/doc-{i}.txt" for i in range(BLOBS))
         timer_pids = {row["pid"] for row in storage.calls("timer_tick")}

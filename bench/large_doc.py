@@ -1,0 +1,202 @@
+"""A 100 MiB PDF from the inbox to the archive: the host worker's memory, and its speed against a bare blob copy.
+
+    .venv/bin/python -m bench.large_doc
+
+The PDF is generated (bench.client_streaming's 100 MiB image PDF, plus the text marker `#SIGN1#`
+added as an incremental update). A fresh LocalWorld with one host worker first takes a small PDF
+from drop to archive, so every module is imported and every connection open; then the worker's
+resident memory is the baseline. The large PDF is dropped into signing-inbox/ and followed to
+Archived while the RSS of the worker and of its child processes (intake analyses each PDF in a
+child) is sampled every 50 ms.
+
+- `large_doc.peak_rss_ratio`: (peak RSS of the worker process - baseline) / document size; goal ≤ 1.5.
+  `large_doc.with_children_peak_rss_ratio` counts the worker's child processes too (the PDF
+  analysis); `large_doc.{intake,create,archive}_peak_growth_mb` is the worker's peak growth
+  during each function's invocations, `..._s` their run time.
+- `large_doc.throughput_ratio`: the pipeline's speed over a bare copy's; goal ≥ 0.7. The document
+  makes two trips in the pipeline, storage → Connective (intake validation, then creation's
+  multipart upload) and Connective → storage (the archive's streamed download and block upload);
+  their time is the sum of the host's invocation times of intake, creation and archive (queue and
+  trigger waits and the sandbox's signing excluded). A bare copy makes two trips too: download
+  the blob to a file and upload it to a new blob with azure-storage-blob on the same Azurite. So
+
+      throughput_ratio = (2 * size / pipeline seconds) / (2 * size / bare seconds) = bare s / pipeline s
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+from azure.storage.blob import BlobServiceClient
+from pypdf import PdfReader, PdfWriter
+from reportlab.pdfgen import canvas
+
+from bench._inputs import DroppedInput, InputSpec, drop
+from bench._progress import wait_until_settled
+from bench._world import BenchWorld
+from bench.client_streaming import write_large_pdf
+from shared.pipeline.intake import package_ref_for_blob
+from shared.storage import names
+from shared.storage.clients import StorageClients
+from shared.storage.status import PackageStatus
+from shared.storage.store import Store
+
+SAMPLE_EVERY_S = 0.05
+PIPELINE_FUNCTIONS = ("intake_inbox_blob", "create_package_from_request", "archive_signed_package")
+SIGNER = "Large Doc <large.doc@example.com>"
+
+
+def large_pdf_with_marker(path: Path) -> int:
+    """The 100 MiB PDF, with `#SIGN1#` written on its page by an incremental update (the images stay as they are)."""
+    plain = path.with_suffix(".plain.pdf")
+    write_large_pdf(plain)
+    overlay_file = path.with_suffix(".overlay.pdf")
+    sheet = canvas.Canvas(str(overlay_file), pagesize=(595, 842))
+    sheet.drawString(72, 800, "#SIGN1#")
+    sheet.save()
+    writer = PdfWriter(str(plain), incremental=True)  # writes the original bytes, then the update
+    writer.pages[0].merge_page(PdfReader(overlay_file).pages[0])
+    writer.write(path)
+    plain.unlink()
+    return path.stat().st_size
+
+
+class RssSampler(threading.Thread):
+    """Peak RSS of some processes, alone and with their children, sampled every 50 ms."""
+
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.processes = [psutil.Process(pid) for pid in pids]
+        self.stopping = threading.Event()
+        self.peak_own = self.peak_with_children = 0
+        self.samples: list[tuple[float, int]] = []  # (time.time(), own RSS)
+
+    def sample(self) -> tuple[int, int]:
+        own = children = 0
+        for process in self.processes:
+            try:
+                own += process.memory_info().rss
+                children += sum(child.memory_info().rss for child in process.children(recursive=True))
+            except psutil.Error:
+                continue  # a child that ended between the listing and the read
+        return own, own + children
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            own, total = self.sample()
+            self.samples.append((time.time(), own))
+            self.peak_own, self.peak_with_children = max(self.peak_own, own), max(self.peak_with_children, total)
+            time.sleep(SAMPLE_EVERY_S)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(5)
+
+
+def bare_copy_seconds(blobs: BlobServiceClient, container: str, name: str, folder: Path) -> float:
+    """Download a blob to a file and upload it as a new blob, with the SDK's defaults."""
+    spool = folder / "bare-copy.pdf"
+    started = time.perf_counter()
+    with spool.open("wb") as out:
+        blobs.get_blob_client(container, name).download_blob().readinto(out)
+    with spool.open("rb") as source:
+        blobs.get_blob_client(container, f"bare-copy/{name}").upload_blob(source, overwrite=True)
+    return time.perf_counter() - started
+
+
+def run() -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="large-doc-") as folder_name, \
+            BenchWorld(workers=1, settings={"CONNECTIVE_READ_TIMEOUT_S": "600"}) as bench:
+        folder = Path(folder_name)
+        document = folder / "large.pdf"
+        size = large_pdf_with_marker(document)
+        print(f"large_doc: {size / 2**20:.1f} MiB PDF; warming up with a small one", flush=True)
+        blobs = BlobServiceClient.from_connection_string(bench.connection_string)
+        store = Store(StorageClients(bench.connection_string))
+        warm = drop(blobs, InputSpec("warm-up"))
+        wait_until_settled(store, [warm], timeout_s=120)
+        host = bench.world.host
+        assert host is not None
+        sampler = RssSampler(host.worker_pids())
+        time.sleep(1.0)
+        baseline_own, baseline_total = sampler.sample()
+        first_line = len(host.lines)
+        sampler.start()
+        name = "large.pdf"
+        with document.open("rb") as source:
+            etag = blobs.get_blob_client(names.INBOX_CONTAINER, name).upload_blob(
+                source, metadata={"signers": SIGNER})["etag"]
+        ref = package_ref_for_blob("inb", names.INBOX_CONTAINER, name, etag)
+        row = wait_until_settled(store, [DroppedInput(InputSpec("large"), ref, (name,))], timeout_s=900).get(ref)
+        sampler.stop()
+        if row is None or row.status is not PackageStatus.ARCHIVED:
+            raise RuntimeError(f"the large document did not reach Archived: {row and row.model_dump()}")
+        calls = invocations(host.lines[first_line:], PIPELINE_FUNCTIONS)
+        pipeline_s = sum(call.seconds for call in calls)
+        bare_s = bare_copy_seconds(blobs, names.INBOX_CONTAINER, name, folder)
+    archived = next(f for f in row.archived_files if f["kind"] == "signed-document")
+    return {
+        "large_doc.document_mb": round(size / 1e6, 1),
+        "large_doc.archived_mb": round(int(archived["size"]) / 1e6, 1),
+        "large_doc.peak_rss_growth_mb": round((sampler.peak_own - baseline_own) / 1e6, 1),
+        "large_doc.peak_rss_ratio": round((sampler.peak_own - baseline_own) / size, 3),
+        "large_doc.with_children_peak_rss_ratio": round((sampler.peak_with_children - baseline_total) / size, 3),
+        **phase_figures(calls, sampler.samples, baseline_own),
+        "large_doc.pipeline_s": round(pipeline_s, 2),
+        "large_doc.bare_copy_s": round(bare_s, 2),
+        "large_doc.pipeline_mb_s": round(2 * size / 1e6 / pipeline_s, 1),
+        "large_doc.bare_copy_mb_s": round(2 * size / 1e6 / bare_s, 1),
+        "large_doc.throughput_ratio": round(bare_s / pipeline_s, 3),
+    }
+
+
+@dataclass(frozen=True)
+class Invocation:
+    function: str
+    started: float  # epoch seconds
+    seconds: float
+
+
+def invocations(lines: list[str], functions: tuple[str, ...]) -> list[Invocation]:
+    """The host's invocations of these functions, from its `host.invocation` log lines (logged at the end)."""
+    found = []
+    for line in lines:
+        if '"host.invocation"' in line:
+            entry = json.loads(line)
+            if entry.get("function") in functions:
+                seconds = float(entry["duration_ms"]) / 1000
+                ended = datetime.fromisoformat(entry["ts"]).timestamp()
+                found.append(Invocation(entry["function"], ended - seconds, seconds))
+    return found
+
+
+def phase_figures(calls: list[Invocation], samples: list[tuple[float, int]], baseline: int) -> dict[str, object]:
+    """Seconds and the worker's peak RSS growth during each function's invocations."""
+    figures: dict[str, object] = {}
+    for function in PIPELINE_FUNCTIONS:
+        mine = [call for call in calls if call.function == function]
+        during = [rss for at, rss in samples
+                  if any(call.started <= at <= call.started + call.seconds for call in mine)]
+        short = function.split("_")[0]
+        figures[f"large_doc.{short}_s"] = round(sum(call.seconds for call in mine), 2)
+        figures[f"large_doc.{short}_peak_growth_mb"] = round((max(during, default=baseline) - baseline) / 1e6, 1)
+    return figures
+
+
+def main() -> None:
+    results = run()
+    for key, value in results.items():
+        print(f"{key} = {value}")
+    print(f"peak_rss_ratio {results['large_doc.peak_rss_ratio']} (goal <= 1.5), "
+          f"throughput_ratio {results['large_doc.throughput_ratio']} (goal >= 0.7)")
+
+
+if __name__ == "__main__":
+    main()

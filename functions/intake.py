@@ -15,6 +15,7 @@ from shared.config import Settings
 from shared.logging import get_logger, invocation_scope, log_event, package_scope
 from shared.pipeline import creation, intake, services
 from shared.storage import names
+from shared.storage.packages import is_valid_package_ref
 
 bp = func.Blueprint()
 logger = get_logger(__name__)
@@ -53,7 +54,9 @@ def intake_batch_manifest(manifest: blob.BlobClient, context: func.Context) -> N
 def create_package_from_request(message: func.QueueMessage, context: func.Context) -> None:
     with invocation_scope(context.invocation_id, context.function_name):
         try:
-            ref = str(json.loads(message.get_body())["packageRef"])
+            ref = json.loads(message.get_body())["packageRef"]
+            if not isinstance(ref, str) or not is_valid_package_ref(ref):
+                raise ValueError("not a package reference")
         except (ValueError, KeyError, TypeError):
             log_event(logger, "creation.bad_message", message_id=message.id)
             return  # a message nobody can act on; retrying it would only fill the poison queue

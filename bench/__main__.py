@@ -33,6 +33,7 @@ BENCHMARKS = (
     "calls_per_package",
     "large_doc",
     "saturation",
+    "e2e_throughput",
 )
 
 # Result key → (comparison, goal). `>=` means the figure must reach the goal, `<=` stay under it.

@@ -24,6 +24,7 @@ import argparse
 import json
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ HANG_S = 5
 # Compressed budget: 100 calls per 10 s at the sandbox, and each worker's local limiter believes it
 # owns the whole budget, so three workers together run into the sandbox's 429s.
 RATE_CALLS, RATE_WINDOW_S = 100, 10
+DROP_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,16 @@ class ChaosPlan:
 class Disruptions:
     """Kills one worker, then restarts Azurite, as the run passes the plan's progress marks."""
 
-    def __init__(self, bench: BenchWorld, plan: ChaosPlan, inputs: list[DroppedInput]) -> None:
-        self.bench, self.plan, self.inputs = bench, plan, inputs
+    def __init__(self, bench: BenchWorld, plan: ChaosPlan, inputs: list[DroppedInput], started: float) -> None:
+        self.bench, self.plan, self.inputs, self.started = bench, plan, inputs, started
         self.rng = random.Random(plan.seed)
         self.events: list[dict[str, Any]] = []
 
     def _done(self, name: str) -> bool:
         return any(event["event"] == name for event in self.events)
 
-    def __call__(self, rows: dict[str, PackageRecord], elapsed_s: float) -> None:
+    def __call__(self, rows: dict[str, PackageRecord], _waited_s: float) -> None:
+        elapsed_s = time.monotonic() - self.started
         final = sum(1 for i in self.inputs if i.ref in rows and rows[i.ref].status in TERMINAL) / len(self.inputs)
         if not self._done("worker_killed") and final >= self.plan.kill_worker_at:
             index = self.rng.randrange(self.plan.workers)
@@ -130,11 +133,12 @@ def run_once(plan: ChaosPlan) -> dict[str, Any]:
     with BenchWorld(workers=plan.workers, sandbox_knobs=plan.sandbox_knobs(), settings=plan.settings()) as bench:
         blobs = BlobServiceClient.from_connection_string(bench.connection_string)
         started = time.monotonic()
-        inputs = [drop(blobs, spec) for spec in chaos_mix(plan.inputs, plan.seed)]
+        with ThreadPoolExecutor(DROP_THREADS) as pool:
+            inputs = list(pool.map(lambda spec: drop(blobs, spec), chaos_mix(plan.inputs, plan.seed)))
         print(f"  dropped {len(inputs)} inputs in {time.monotonic() - started:.1f} s", flush=True)
-        disruptions = Disruptions(bench, plan, inputs)
+        disruptions = Disruptions(bench, plan, inputs, started)
         store = Store(StorageClients(bench.connection_string))
-        rows = wait_until_settled(store, inputs, plan.timeout_s, on_tick=disruptions)
+        rows = wait_until_settled(store, inputs, plan.timeout_s - (time.monotonic() - started), on_tick=disruptions)
         elapsed = time.monotonic() - started
         bench.configure(fault_500_rate=0, fault_503_rate=0, hang_rate=0)
         rows = read_rows(store) or rows

@@ -41,8 +41,6 @@ from shared.storage.packages import PackageRecord
 from shared.storage.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "chaos-latest.json"
-# The host's log lines about every input that missed a goal, for the bug report.
-PROBLEM_LOGS = RESULTS.with_name("chaos-latest-logs.jsonl")
 # The client gives up on an answer after this many seconds; the sandbox holds hanging answers longer.
 READ_TIMEOUT_S = 3
 HANG_S = 5
@@ -119,12 +117,10 @@ def _maintenance_timer_present(bench: BenchWorld) -> bool:
     return any("maintenance" in name.lower() for name in bench.world.host.status().get("functions", []))
 
 
-def _keep_problem_logs(bench: BenchWorld, refs: set[str]) -> None:
+def _problem_logs(bench: BenchWorld, refs: set[str]) -> list[str]:
+    """The host's log lines about the inputs that missed a goal, for the bug report."""
     assert bench.world.host is not None
-    lines = [line for line in bench.world.host.lines if any(ref in line for ref in refs)]
-    PROBLEM_LOGS.parent.mkdir(exist_ok=True)
-    with PROBLEM_LOGS.open("a") as out:
-        out.writelines(f"{line}\n" for line in lines)
+    return [line for line in bench.world.host.lines if any(ref in line for ref in refs)]
 
 
 def run_once(plan: ChaosPlan) -> dict[str, Any]:
@@ -166,11 +162,11 @@ def run_once(plan: ChaosPlan) -> dict[str, Any]:
             "worker_restarts": sum(int(w.get("restarts", 0)) for w in workers),
             **{f"poison.{name}": n for name, n in poison_messages(bench.connection_string).items()},
         }
-        _keep_problem_logs(bench, {problem["ref"] for problem in outcome.problems})
         goals_met = outcome.goals_met and not counts["timed_out"]
         return {"plan": asdict(plan), "goals_met": goals_met, "counts": counts, "events": disruptions.events,
                 "maintenance_timer": _maintenance_timer_present(bench),
-                "problems": outcome.problems}
+                "problems": outcome.problems,
+                "problem_logs": _problem_logs(bench, {problem["ref"] for problem in outcome.problems})}
 
 
 def print_run(result: dict[str, Any]) -> None:
@@ -196,7 +192,6 @@ def run(inputs: int = 200, runs: int = 1, workers: int = 3, seed: int = 1, timeo
         ) -> dict[str, object]:
     """`runs` chaos runs in a row (seeds seed, seed+1, ...); flat figures for bench/__main__."""
     results = []
-    PROBLEM_LOGS.unlink(missing_ok=True)
     for index in range(runs):
         result = run_once(ChaosPlan(inputs=inputs, workers=workers, seed=seed + index, timeout_s=timeout_s))
         print_run(result)

@@ -19,6 +19,7 @@ from tests.limiter.windows import most_in_any_window, window_fill
 
 CALLS = 20
 WINDOW_S = 1.0
+SCHEDULING_SLACK_S = 0.15
 
 
 def test_concurrent_threads_never_exceed_the_budget_in_any_window_and_use_it() -> None:
@@ -43,7 +44,10 @@ def test_concurrent_threads_never_exceed_the_budget_in_any_window_and_use_it() -
     for thread in threads:
         thread.join(10)
 
-    assert most_in_any_window(grants, WINDOW_S) <= CALLS
+    # Grant times are taken after acquire returns, so a thread descheduled in between (CI machines are
+    # busy) records its grant late and bunches it with later ones. The rule is checked over a window
+    # shortened by that scheduling slack; a limiter that let a burst through would still fail it.
+    assert most_in_any_window(grants, WINDOW_S - SCHEDULING_SLACK_S) <= CALLS
     assert window_fill(grants, start + WINDOW_S, start + 3 * WINDOW_S, CALLS, WINDOW_S) >= 0.95
 
 

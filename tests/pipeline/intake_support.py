@@ -45,6 +45,9 @@ class World:
     def __init__(self, env: dict[str, str]) -> None:
         self.settings = Settings(env)
         self.store = Store.from_settings(self.settings)
+        # The session's Azurite is shared, and peeking sees only the 32 oldest messages: start empty so
+        # `queued_refs` sees this test's own.
+        self.store.clients.queue(names.PACKAGE_REQUESTS_QUEUE).clear_messages()
 
     @property
     def client(self) -> ConnectiveClient:

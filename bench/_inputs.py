@@ -42,10 +42,12 @@ class InputSpec:
     documents: int = 1
     signers: int = 1
     rejected: bool = False  # the first signer's email makes the sandbox reject the package
+    # Where a single PDF goes; another container keeps it from the blob trigger (bench.saturation runs intake itself).
+    inbox: str = names.INBOX_CONTAINER
 
     @property
     def container(self) -> str:
-        return names.INBOX_CONTAINER if self.documents == 1 else names.BATCHES_CONTAINER
+        return self.inbox if self.documents == 1 else names.BATCHES_CONTAINER
 
     @property
     def expected_status(self) -> PackageStatus:

@@ -58,8 +58,9 @@ class BenchWorld:
 
     # --- the sandbox's admin API: never throttled, never faulted ----------------------------------
 
-    def stats(self) -> dict[str, Any]:
-        response = requests.get(f"{self.admin_url}/stats", timeout=30)
+    def stats(self, times: bool = False) -> dict[str, Any]:
+        """The sandbox's counters; `times` adds each user's acceptance times (`accepted_times_by_user`)."""
+        response = requests.get(f"{self.admin_url}/stats", params={"times": "1"} if times else None, timeout=30)
         response.raise_for_status()
         return dict(response.json())
 

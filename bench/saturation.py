@@ -1,62 +1,100 @@
-"""Saturation: several worker processes share one Connective connection's rate budget.
+"""Saturation: four host workers drain a backlog through one Connective connection's rate budget.
 
-    python -m bench.saturation [--workers 4] [--rate-calls 100] [--rate-window 5] [--windows 6]
+    .venv/bin/python -m bench.saturation [--packages 300] [--workers 4] [--rate-calls 100] [--rate-window 5]
+
+A LocalWorld (Azurite, the sandbox auto-signing after 1 s, the local host with `--workers`
+worker processes) gets a backlog of `--packages` single-document, single-signer packages on the
+package-requests queue, then its workers start on it. Each package costs about four calls (Create
+Instant Package, the status read after the callback, the signed document, the audit proof); the
+run ends when every package is Archived.
+
+The backlog is built while the host is stopped: the bench uploads the PDFs (with signer metadata)
+to a container no trigger watches and runs the inbox intake (`shared.pipeline.intake`, what the
+blob trigger runs) on each. Through the host's blob trigger, intake would run while creation
+drains the queue: it spends no Connective call, but checks each PDF in a child process, and on the
+2-core reference machine it records fewer packages a second than the compressed budget drains (5),
+so no backlog would ever form and the figure would measure intake, not the budget's sharing.
 
 Time is compressed: the sandbox throttles `--rate-calls` per sliding `--rate-window` seconds
 instead of 100 per 60 s, and the limiter's time constants (lease validity, latency margin, skew
-floor) shrink by the same factor. What cannot shrink is the measured clock uncertainty between
-instances, so a compressed run understates the budget use of a real 60 s window a little.
+floor: the registry defaults of shared.config) shrink by the same factor. What does not shrink
+(the queues' polling and visibility delays, the measured clock uncertainty between instances, the
+auto-sign delay) weighs more in a compressed run, so it understates the budget use of a real one.
 
-Two scenarios run against one sandbox and one Azurite:
+Two scenarios in one world, the host restarted between them with another limiter and the sandbox reset:
 
-- `saturation`: every worker process has a `TableRateLimiter` on the same entity, as the
-  instances of a scaled-out function app do with `CONNECTIVE_RATE_LIMITER=table`.
-- `saturation_local_only`: every worker has its own `LocalRateLimiter` with the whole budget,
-  which is what a scaled-out app without the shared limiter does.
+- `saturation`: `CONNECTIVE_RATE_LIMITER=table`, the budget shared through the Table `RateLimits`
+  by the workers and the host's HTTP front end (which runs the callbacks), as the instances of a
+  scaled-out function app share it.
+- `saturation_local_only`: `CONNECTIVE_RATE_LIMITER=local`, every process with the whole budget to
+  itself. 429s slow it down, so it is stopped after as long as the shared run took, and reports
+  what it achieved by then.
 
-The load is a `Load`: today `ClientCallLoad`, where each worker process calls Get Package List
-through `ConnectiveClient` as fast as its limiter allows. A load that drives packages through the
-local host plugs in the same way: it returns the acceptance times per worker.
+Figures (per scenario, `saturation.` or `saturation_local_only.`):
 
-Figures per scenario: `budget_use_pct` (calls the sandbox accepted, as the mean fill of the
-sliding window in the steady state, after a warm-up of `WARM_UP_WINDOWS`, in % of the budget; the
-warm-up holds each instance's first leases, taken while its clock is known only to +-0.5 s), `throttled_429` (from
-the sandbox's /_sandbox/stats), and the workers' shares (`worker_min_share_pct`,
-`worker_max_share_pct`, Jain's fairness index `fairness`, 1.0 when every worker got the same).
+- `budget_use_pct`: the mean fill of the sliding window, in % of the budget, from the times at
+  which the sandbox's throttle accepted the app's calls (`/_sandbox/stats?times=1`), over the
+  steady state. The steady state starts `WARM_UP_WINDOWS` windows after the first accepted call
+  (left out: the workers' first leases, taken while each instance's clock is known only to +-1 s,
+  its Table Date headers not yet measured) and ends at the last accepted Create Instant Package
+  (left out: the tail after the backlog of packages to create is gone, when only the last
+  packages' status reads and downloads remain and the app has less work than budget, which says
+  nothing about sharing the budget).
+- `throttled_429`: the 429s the sandbox answered the app.
+- `archived`, `accepted_calls`, `calls_per_package` (accepted calls / archived packages), `seconds`
+  (from the host's start to the last package archived, or to the time limit).
+- Fairness, from the host's log: each `connective.call` line that the sandbox accepted (an answer
+  other than 429) is joined by invocation id to its `host.invocation` line, which names the
+  process. `worker_min_share_pct` / `worker_max_share_pct` (shares of the workers' calls) and
+  `fairness` (Jain's index over the workers, 1.0 when they all got the same); the callbacks run in
+  the host's HTTP front end, whose share of all calls is `http_front_share_pct`.
+
+Packages per minute at the real budget, and with it doubled, are bench.e2e_throughput's (`e2e.*`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import os
-import subprocess
-import sys
+import contextlib
+import math
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import requests
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
 
-from devtools.azurite import PROJECT_ROOT, Azurite
-from devtools.ports import free_port, wait_for_port
-from shared.connective import ConnectiveClient, ConnectiveConfig, ConnectiveError, RateLimitDeferred, RetryConfig
-from shared.connective.ratelimit import LocalRateLimiter, RateLimiter
-from shared.connective.table_ratelimit import TableRateLimiter
+from bench._inputs import DroppedInput, InputSpec, drop
+from bench._progress import status_counts, wait_until_settled
+from bench._world import BenchWorld
+from shared.config import Settings
+from shared.pipeline.intake import intake_inbox_blob
+from shared.storage.clients import StorageClients
+from shared.storage.packages import PackageRecord
+from shared.storage.status import PackageStatus
+from shared.storage.store import Store
 from tests.limiter.windows import window_fill
 
-SANDBOX_USER = "bench"
-SANDBOX_PASSWORD = "bench-saturation-pw"
 REAL_WINDOW_S = 60.0
-# Production defaults of the limiter (shared.config), shrunk by the time compression.
-LEASE_VALIDITY_S = 1.0
-LATENCY_MARGIN_S = 0.1
-CLOCK_SKEW_S = 0.05
-# Worker processes import the SDKs first, then all start at this many seconds after launch.
-STARTUP_S = 3.0
+# Limiter settings whose registry default is a duration, shrunk with the window.
+SCALED_LIMITER_SETTINGS = ("CONNECTIVE_RATE_LEASE_VALIDITY_S", "CONNECTIVE_RATE_LATENCY_MARGIN_S",
+                           "CONNECTIVE_RATE_CLOCK_SKEW_S")
 WARM_UP_WINDOWS = 2
+# The shared run has this long (from the host's start) to archive everything; the local-only run as long as it took.
+RUN_LIMIT_S = 150.0
+PROGRESS_EVERY_S = 5.0
+INTAKE_THREADS = 8
+# Watched by no trigger: the bench runs intake on these PDFs itself, before the workers start.
+BACKLOG_CONTAINER = "saturation-backlog"
+CREATE_OPERATION = "create_instant_package"
+THROTTLED = 429
+# The timer's sweeps and reminders are not part of draining a backlog; once a year keeps them out.
+NO_MAINTENANCE = "0 0 0 1 1 *"
 
 
 @dataclass(frozen=True)
@@ -68,71 +106,143 @@ class Budget:
     def compression(self) -> float:
         return REAL_WINDOW_S / self.window_s
 
+    def app_settings(self, limiter: str) -> dict[str, str]:
+        defaults = Settings({})
+        scaled = {name: f"{defaults.get_float(name) / self.compression:.6f}" for name in SCALED_LIMITER_SETTINGS}
+        return {"CONNECTIVE_RATE_CALLS": str(self.calls), "CONNECTIVE_RATE_WINDOW_S": f"{self.window_s:g}",
+                "CONNECTIVE_RATE_LIMITER": limiter, "MAINTENANCE_SCHEDULE": NO_MAINTENANCE, **scaled}
+
+    def sandbox_knobs(self) -> list[str]:
+        return ["--rate-calls", str(self.calls), "--rate-window", f"{self.window_s:g}"]
+
 
 @dataclass(frozen=True)
-class WorkerPlan:
-    """Everything one worker process needs, passed to it as JSON."""
-
-    shared_limiter: bool
-    base_url: str
-    storage_connection_string: str
-    calls: int
-    window_s: float
-    start_at: float
-    duration_s: float
-
-    def limiter(self, connection_key: str) -> RateLimiter:
-        budget = Budget(self.calls, self.window_s)
-        margin = LATENCY_MARGIN_S / budget.compression
-        if not self.shared_limiter:
-            return LocalRateLimiter(self.calls, self.window_s, margin)
-        return TableRateLimiter(
-            self.storage_connection_string, connection_key, self.calls, self.window_s,
-            lease_validity_s=LEASE_VALIDITY_S / budget.compression, latency_margin_s=margin,
-            clock_skew_s=CLOCK_SKEW_S / budget.compression,
-        )
+class Scenario:
+    name: str
+    limiter: str
 
 
-def run_worker(plan: WorkerPlan) -> list[float]:
-    """Call Get Package List until the run ends; the wall-clock times of accepted calls."""
-    config = ConnectiveConfig(plan.base_url, SANDBOX_USER, SANDBOX_PASSWORD, rate_calls=plan.calls,
-                              rate_window_s=plan.window_s, retry=RetryConfig(max_attempts=3, total_s=plan.window_s))
-    client = ConnectiveClient(config, plan.limiter(config.connection_key))
-    time.sleep(max(0.0, plan.start_at - time.time()))
-    end_at = plan.start_at + plan.duration_s
-    accepted: list[float] = []
-    while (remaining := end_at - time.time()) > 0:
-        try:
-            client.with_rate_wait(remaining).package_list(max_quantity=1)
-        except RateLimitDeferred:
-            break
-        except ConnectiveError:
-            continue  # a 429 that outlived the retries: the sandbox counts it
-        accepted.append(time.time())
-    return accepted
+SHARED = Scenario("saturation", "table")
+LOCAL_ONLY = Scenario("saturation_local_only", "local")
 
 
-class Load(Protocol):
-    def run(self, plans: Sequence[WorkerPlan]) -> list[list[float]]:
-        """Run one worker per plan; the times at which the sandbox accepted each worker's calls."""
-        ...
+@dataclass
+class Observation:
+    """What one scenario's run left behind: the sandbox's view, the host's log and the rows."""
+
+    scenario: Scenario
+    budget: Budget
+    started_at: float  # wall clock, the host's start
+    seconds: float  # from the host's start to the last row settled, or to the time limit
+    rows: dict[str, PackageRecord]
+    inputs: list[DroppedInput]
+    accepted_times: list[float]
+    throttled: int
+    calls: list[dict[str, Any]]  # the host's connective.call lines
+    pid_by_invocation: dict[str, int]
+    worker_pids: list[int]
+    front_pid: int
+
+    @property
+    def archived(self) -> int:
+        return sum(1 for i in self.inputs if i.ref in self.rows and self.rows[i.ref].status is PackageStatus.ARCHIVED)
 
 
-class ClientCallLoad:
-    """Worker processes calling the API through ConnectiveClient, each with the limiter its plan names."""
+def build_backlog(bench: BenchWorld, count: int, prefix: str) -> list[DroppedInput]:
+    """Upload `count` PDFs and record each as the inbox trigger would: rows Received, messages queued."""
+    blobs = BlobServiceClient.from_connection_string(bench.connection_string)
+    with contextlib.suppress(ResourceExistsError):
+        blobs.create_container(BACKLOG_CONTAINER)
+    store = Store(StorageClients(bench.connection_string))
+    settings = Settings(bench.world.settings)
+    container = blobs.get_container_client(BACKLOG_CONTAINER)
 
-    def run(self, plans: Sequence[WorkerPlan]) -> list[list[float]]:
-        processes = [
-            subprocess.Popen([sys.executable, "-m", "bench.saturation", "--worker", json.dumps(asdict(plan))],
-                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE)
-            for plan in plans
-        ]
-        timeout = max(plan.start_at + plan.duration_s for plan in plans) - time.time() + 60
-        outputs = [process.communicate(timeout=timeout)[0] for process in processes]
-        for process in processes:
-            if process.returncode != 0:
-                raise RuntimeError(f"a saturation worker exited with {process.returncode}")
-        return [json.loads(output) for output in outputs]
+    def record(index: int) -> DroppedInput:
+        dropped = drop(blobs, InputSpec(f"{prefix}-{index:04d}", inbox=BACKLOG_CONTAINER))
+        intake_inbox_blob(store, settings, container.get_blob_client(dropped.blobs[0]))
+        return dropped
+
+    started = time.monotonic()
+    last_report = started
+    inputs = []
+    with ThreadPoolExecutor(INTAKE_THREADS) as pool:
+        for future in as_completed([pool.submit(record, index) for index in range(count)]):
+            inputs.append(future.result())
+            if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                last_report = time.monotonic()
+                print(f"  backlog {len(inputs)}/{count} after {last_report - started:.0f} s", flush=True)
+    rows = [store.packages.get(i.ref) for i in inputs]
+    received = sum(1 for row in rows if row is not None and row.status is PackageStatus.RECEIVED)
+    print(f"  backlog of {received} Received packages in {time.monotonic() - started:.1f} s", flush=True)
+    return inputs
+
+
+@dataclass
+class ProgressLine:
+    """Every few seconds: where the packages are, the calls the sandbox accepted and the 429s."""
+
+    bench: BenchWorld
+    inputs: list[DroppedInput]
+    last_at: float = field(default=-math.inf)
+
+    def __call__(self, rows: dict[str, PackageRecord], elapsed_s: float) -> None:
+        if elapsed_s - self.last_at < PROGRESS_EVERY_S:
+            return
+        self.last_at = elapsed_s
+        stats = self.bench.stats()
+        user = self.bench.world.sandbox_credentials[0]
+        counts = status_counts(self.inputs, rows)
+        archived = counts.pop(PackageStatus.ARCHIVED.value, 0)
+        print(f"  {elapsed_s:6.1f} s  archived {archived:4d}/{len(self.inputs)}  calls "
+              f"{stats['calls_by_user'].get(user, 0):5d}  429s {stats['throttled']:4d}  "
+              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), flush=True)
+
+
+def observe(bench: BenchWorld, scenario: Scenario, budget: Budget, packages: int, limit_s: float) -> Observation:
+    """Stop the host, build the backlog, start the host with the scenario's limiter and follow the packages."""
+    host = bench.world.host
+    assert host is not None
+    print(f"{scenario.name}: {host.workers} workers, {scenario.limiter} limiter, {budget.calls} calls / "
+          f"{budget.window_s:g} s, {packages} packages, at most {limit_s:.0f} s", flush=True)
+    host.stop()
+    host.env.update(budget.app_settings(scenario.limiter))
+    requests.post(f"{bench.admin_url}/reset", timeout=30).raise_for_status()
+    inputs = build_backlog(bench, packages, scenario.name)
+    started_at = time.time()
+    host.start()
+    print(f"  host with {host.workers} workers ready in {time.time() - started_at:.1f} s", flush=True)
+    store = Store(StorageClients(bench.connection_string))
+    rows = wait_until_settled(store, inputs, timeout_s=limit_s - (time.time() - started_at),
+                              on_tick=ProgressLine(bench, inputs), report_every_s=math.inf)
+    seconds = time.time() - started_at
+    stats = bench.stats(times=True)
+    user = bench.world.sandbox_credentials[0]
+    assert host.process is not None
+    return Observation(
+        scenario, budget, started_at, seconds, rows, inputs,
+        accepted_times=sorted(stats["accepted_times_by_user"].get(user, [])),
+        throttled=int(stats["throttled_by_user"].get(user, 0)),
+        calls=host.events("connective.call"),
+        pid_by_invocation={e["invocation_id"]: int(e["pid"]) for e in host.events("host.invocation")},
+        worker_pids=host.worker_pids(), front_pid=host.process.pid,
+    )
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp).timestamp()
+
+
+def accepted(call: dict[str, Any]) -> bool:
+    """The sandbox took the call: it answered, and not with a 429."""
+    return call.get("status") is not None and call["status"] != THROTTLED
+
+
+def steady_state(observation: Observation) -> tuple[float, float]:
+    """From WARM_UP_WINDOWS windows after the first accepted call to the last accepted create."""
+    creates = [_epoch(c["ts"]) for c in observation.calls if c.get("operation") == CREATE_OPERATION and accepted(c)]
+    if not observation.accepted_times or not creates:
+        return 0.0, 0.0
+    return observation.accepted_times[0] + WARM_UP_WINDOWS * observation.budget.window_s, max(creates)
 
 
 def fairness(counts: Sequence[int]) -> float:
@@ -141,100 +251,71 @@ def fairness(counts: Sequence[int]) -> float:
     return sum(counts) ** 2 / (len(counts) * squares) if squares else 0.0
 
 
-class Sandbox:
-    """A sandbox process of this benchmark's own, throttling at the given budget."""
-
-    def __init__(self, budget: Budget) -> None:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "devtools.sandbox", "--host", "127.0.0.1", "--port", str(self.port),
-             "--user", f"{SANDBOX_USER}:{SANDBOX_PASSWORD}", "--rate-calls", str(budget.calls),
-             "--rate-window", str(budget.window_s)],
-            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        wait_for_port(self.port, timeout_s=15)
-        self.admin_url = f"http://127.0.0.1:{self.port}/_sandbox"
-        self.base_url = f"http://127.0.0.1:{self.port}/webportalapi/v3"
-
-    def reset(self) -> None:
-        requests.post(f"{self.admin_url}/reset", timeout=10).raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        response = requests.get(f"{self.admin_url}/stats", timeout=10)
-        response.raise_for_status()
-        return dict(response.json())
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-
-
-def measure(name: str, shared_limiter: bool, load: Load, sandbox: Sandbox, storage: str, budget: Budget,
-            workers: int, windows: int) -> dict[str, float]:
-    sandbox.reset()
-    start_at = time.time() + STARTUP_S
-    duration_s = windows * budget.window_s
-    plan = WorkerPlan(shared_limiter, sandbox.base_url, storage, budget.calls, budget.window_s, start_at, duration_s)
-    print(f"{name}: {workers} workers, {budget.calls} calls / {budget.window_s:g} s, {duration_s:g} s", flush=True)
-    per_worker = load.run([plan] * workers)
-    stats = sandbox.stats()
-    counts = [len(times) for times in per_worker]
-    accepted = sum(counts)
-    shares = [100.0 * count / accepted if accepted else 0.0 for count in counts]
-    figures = {
-        f"{name}.budget_use_pct": round(100.0 * window_fill(
-            [moment for times in per_worker for moment in times], start_at + WARM_UP_WINDOWS * budget.window_s,
-            start_at + duration_s, budget.calls, budget.window_s), 1),
-        f"{name}.throttled_429": int(stats["throttled"]),
-        f"{name}.accepted_calls": accepted,
-        f"{name}.worker_min_share_pct": round(min(shares), 1),
-        f"{name}.worker_max_share_pct": round(max(shares), 1),
-        f"{name}.fairness": round(fairness(counts), 3),
+def process_figures(observation: Observation) -> dict[str, float]:
+    by_pid = Counter(observation.pid_by_invocation.get(c.get("invocation_id", ""), 0)
+                     for c in observation.calls if accepted(c))
+    unattributed = by_pid.pop(0, 0)
+    front = by_pid.pop(observation.front_pid, 0)
+    workers = [by_pid.pop(pid, 0) for pid in observation.worker_pids]
+    replaced = sum(by_pid.values())  # calls of a worker that died and was replaced during the run
+    print(f"  accepted calls by worker {workers}, HTTP front end {front}, replaced workers {replaced}, "
+          f"outside any invocation {unattributed}", flush=True)
+    total = sum(workers) + front
+    shares = [100.0 * count / sum(workers) if sum(workers) else 0.0 for count in workers]
+    return {
+        "worker_min_share_pct": round(min(shares, default=0.0), 1),
+        "worker_max_share_pct": round(max(shares, default=0.0), 1),
+        "fairness": round(fairness(workers), 3),
+        "http_front_share_pct": round(100.0 * front / total, 1) if total else 0.0,
     }
-    for key, value in figures.items():
+
+
+def scenario_figures(observation: Observation) -> dict[str, float]:
+    budget = observation.budget
+    start, end = steady_state(observation)
+    use = window_fill(observation.accepted_times, start, end, budget.calls, budget.window_s) if end > start else 0.0
+    print(f"  steady state from {start - observation.started_at:.1f} s to {end - observation.started_at:.1f} s "
+          f"after the host's start", flush=True)
+    archived = observation.archived
+    figures: dict[str, float] = {
+        "budget_use_pct": round(100.0 * use, 1),
+        "throttled_429": observation.throttled,
+        "archived": archived,
+        "accepted_calls": len(observation.accepted_times),
+        "calls_per_package": round(len(observation.accepted_times) / archived, 2) if archived else 0.0,
+        "seconds": round(observation.seconds, 1),
+        **process_figures(observation),
+    }
+    named = {f"{observation.scenario.name}.{key}": value for key, value in figures.items()}
+    for key, value in named.items():
         print(f"  {key} = {value}", flush=True)
-    return figures
+    return named
 
 
-def run(workers: int = 4, rate_calls: int = 100, rate_window_s: float = 5.0, windows: int = 8,
-        load: Load | None = None) -> dict[str, object]:
+def run(packages: int = 300, workers: int = 4, rate_calls: int = 100, rate_window_s: float = 5.0) -> dict[str, object]:
     budget = Budget(rate_calls, rate_window_s)
-    load = load or ClientCallLoad()
     results: dict[str, object] = {}
-    with Azurite() as azurite:
-        sandbox = Sandbox(budget)
-        try:
-            results.update(measure("saturation", True, load, sandbox, azurite.connection_string, budget,
-                                   workers, windows))
-            results.update(measure("saturation_local_only", False, load, sandbox, azurite.connection_string,
-                                   budget, workers, WARM_UP_WINDOWS + 2))
-        finally:
-            sandbox.close()
+    with BenchWorld(workers=workers, sandbox_knobs=budget.sandbox_knobs(),
+                    settings=budget.app_settings(SHARED.limiter)) as bench:
+        shared = observe(bench, SHARED, budget, packages, RUN_LIMIT_S)
+        results.update(scenario_figures(shared))
+        local_only = observe(bench, LOCAL_ONLY, budget, packages, shared.seconds)
+        results.update(scenario_figures(local_only))
     return results
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.saturation", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--packages", type=int, default=300)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rate-calls", type=int, default=100)
     parser.add_argument("--rate-window", type=float, default=5.0)
-    parser.add_argument("--windows", type=int, default=8, help="length of the shared-limiter run, in windows")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        # The client logs every call; a worker reports only its figures.
-        logging.basicConfig(level=logging.ERROR)
-        print(json.dumps(run_worker(WorkerPlan(**json.loads(args.worker)))))
-        return
-    results = run(args.workers, args.rate_calls, args.rate_window, args.windows)
+    results = run(args.packages, args.workers, args.rate_calls, args.rate_window)
     print(f"\nbudget use {results['saturation.budget_use_pct']} % (goal >= 95), "
-          f"429s {results['saturation.throttled_429']} (goal 0); without the shared limiter "
-          f"{results['saturation_local_only.throttled_429']} 429s")
+          f"429s {results['saturation.throttled_429']} (goal 0), fairness {results['saturation.fairness']}; "
+          f"without the shared limiter {results['saturation_local_only.throttled_429']} 429s and "
+          f"{results['saturation_local_only.archived']} of {args.packages} archived in the same time")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,6 +85,7 @@ class TimerRunner:
         self._status_blob = hosts.get_blob_client(f"timers/{host_id}/{spec.function_id}/status")
         self._lock = BlobLock(hosts, f"locks/{host_id}/{spec.function_id}.Listener")
         self._thread = threading.Thread(target=self._run, name=f"timer-{spec.name}", daemon=True)
+        self._renewed_at = 0.0  # monotonic time the lease was last acquired or renewed by the wait
 
     def start(self) -> None:
         self._thread.start()
@@ -97,6 +99,7 @@ class TimerRunner:
             if not self._lock.try_acquire():
                 self._stop.wait(LOCK_RETRY_S)
                 continue
+            self._renewed_at = time.monotonic()
             try:
                 self._run_while_holding(first=not started_once)
             except AzureError as error:
@@ -135,14 +138,21 @@ class TimerRunner:
             status = self._fire(due, past_due=False, status=status)
 
     def _wait_until(self, due: datetime) -> bool:
-        """Sleep until `due`, renewing the lock; False when stopping or the lock was lost."""
+        """Sleep until `due`, renewing the lock; False when stopping or the lock was lost.
+
+        The lock is renewed by the time since its last renewal, not by the time left to wait: a schedule
+        of a few seconds (or runs that follow each other closely) never waits a third of the lease at once,
+        and must still keep the lease.
+        """
         while True:
+            if time.monotonic() - self._renewed_at >= LOCK_LEASE_S / 3:
+                if not self._lock.renew():
+                    return False
+                self._renewed_at = time.monotonic()
             remaining = (due - datetime.now(UTC)).total_seconds()
             if remaining <= 0:
                 return True
             if self._stop.wait(min(remaining, LOCK_LEASE_S / 3)):
-                return False
-            if remaining > LOCK_LEASE_S / 3 and not self._lock.renew():
                 return False
 
     def _fire(self, occurrence: datetime, past_due: bool, status: dict[str, Any] | None) -> dict[str, Any]:

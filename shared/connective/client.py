@@ -75,6 +75,18 @@ def _timestamp(value: datetime | str) -> str:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def status_reached(current: PackageStatus, wanted: PackageStatus) -> bool:
+    """True when a package in `current` has the `wanted` status or has gone past it.
+
+    A package leaves Draft only by being set Pending, so any later status (Expired or a final one,
+    e.g. Finished after a quick signer) means a Pending request took effect. Other statuses are
+    final and exclusive: a package that Finished was not Revoked.
+    """
+    if current is wanted:
+        return True
+    return wanted is PackageStatus.PENDING and current is not PackageStatus.DRAFT
+
+
 class ConnectiveClient:
     def __init__(self, config: ConnectiveConfig, limiter: RateLimiter | None = None, *,
                  session: requests.Session | None = None, clock: Clock | None = None) -> None:
@@ -173,7 +185,7 @@ class ConnectiveClient:
         """Set Package Status (`Pending` starts the flow, `Revoked` cancels it).
 
         When an earlier attempt may have been applied and the retry answers 409, the package is read:
-        if it already has the wanted status, that is the answer.
+        if it already has the wanted status, or has moved past it (`status_reached`), that is the answer.
         """
         wanted = PackageStatus(status)
         try:
@@ -183,7 +195,7 @@ class ConnectiveClient:
             if not conflict.possibly_applied:
                 raise
             current = self.get_package_status(package_id)
-            if current.package_status is not wanted:
+            if not status_reached(current.package_status, wanted):
                 raise
             return current
         return PackageInfo.model_validate_json(response.content)

@@ -189,6 +189,33 @@ def test_status_change_answering_409_after_an_unclear_attempt_checks_the_status(
     assert [s.method for s in h.adapter.sent] == ["PUT", "PUT", "GET"]
 
 
+@pytest.mark.parametrize("now", ["Finished", "Rejected", "Expired"])
+def test_pending_after_an_unclear_attempt_counts_as_done_when_the_package_moved_past_it(now: str):
+    # The unclear attempt started the flow and a quick signer already finished (or rejected) it.
+    h = make_client()
+    h.adapter.script((504, {"ErrorCode": "Gateway"}), (409, {"ErrorCode": "Package.InvalidStatus"}),
+                     (200, {**STATUS_BODY, "PackageStatus": now}))
+    info = h.client.set_package_status(PACKAGE_ID, PackageStatus.PENDING)
+    assert info.package_status is PackageStatus(now)
+
+
+def test_revoke_after_an_unclear_attempt_is_a_conflict_when_the_package_finished_instead():
+    h = make_client()
+    h.adapter.script(requests.ReadTimeout("read timed out"), (409, {"ErrorCode": "Package.InvalidStatus"}),
+                     (200, {**STATUS_BODY, "PackageStatus": "Finished"}))
+    with pytest.raises(ConflictError) as caught:
+        h.client.set_package_status(PACKAGE_ID, PackageStatus.REVOKED)
+    assert caught.value.possibly_applied
+
+
+def test_pending_answering_409_while_still_draft_is_a_conflict():
+    h = make_client()
+    h.adapter.script(requests.ReadTimeout("read timed out"), (409, {"ErrorCode": "Package.NoDocuments"}),
+                     (200, {**STATUS_BODY, "PackageStatus": "Draft"}))
+    with pytest.raises(ConflictError):
+        h.client.set_package_status(PACKAGE_ID, PackageStatus.PENDING)
+
+
 def test_status_change_409_without_an_unclear_attempt_is_a_conflict():
     h = make_client()
     h.adapter.script((409, {"ErrorCode": "Package.NoDocuments", "Message": "no documents"}))

@@ -67,6 +67,10 @@ SETTINGS: tuple[Setting, ...] = (
             "share that one read."),
     Setting("QUEUE_RATE_WAIT_S", "2",
             "Longest wait (s) for a rate token in queue work; past it the message goes back with a delay."),
+    Setting("CREATION_LEASE_S", "240",
+            "Seconds a creation attempt holds its package row, renewed before each Connective call; a dead worker's "
+            "row is resumed once it lapses. Raised when needed to the longest call (QUEUE_RATE_WAIT_S + "
+            "CONNECTIVE_RETRY_TOTAL_S + connect and read timeouts) + 15."),
     # Intake.
     Setting("BLOB_TRIGGER_SOURCE", "LogsAndContainerScan",
             "`EventGrid` in Azure (Flex Consumption), `LogsAndContainerScan` where the host polls."),

@@ -147,6 +147,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // How long each kind of work may wait for a rate token before it defers.
     CALLBACK_RATE_WAIT_S: '0.05'
     QUEUE_RATE_WAIT_S: '2'
+    // A creation attempt's hold on its row; above the longest call (2 + 120 + 5 + 60 s, plus 15).
+    CREATION_LEASE_S: '240'
     // Callbacks from Connective.
     PUBLIC_BASE_URL: empty(publicBaseUrl) ? 'https://${site.properties.defaultHostName}' : publicBaseUrl
     CALLBACK_SECRETS: '${keyVaultPrefix}CALLBACK-SECRETS)'

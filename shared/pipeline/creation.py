@@ -3,8 +3,10 @@
 `create(ref)` runs for each `package-requests` message. The row is the lock and the memory:
 
 1. Received → Creating, with a lease (`creation_lease_until`) so a duplicate message never runs
-   in parallel with a live attempt. A Creating row whose lease has lapsed belongs to a crashed
-   or failed attempt, and the new attempt resumes it.
+   in parallel with a live attempt. The lease is short (`CREATION_LEASE_S`) and the live attempt
+   renews it before each Connective call, so that it always outlasts the call (`longest_step_s`).
+   A Creating row whose lease has lapsed belongs to a dead or failed attempt, and the new attempt
+   resumes it; an attempt that finds its lease taken over stops.
 2. Resuming, the package may exist at Connective although the row never learnt its id (the
    create's answer was lost). So before creating anything, a resumed attempt looks it up by
    ExternalPackageReference (= packageRef) in Get Package List. A Draft found is completed; a
@@ -18,7 +20,9 @@
 
 Errors: RateLimitDeferred or 429 → the message comes back later; AmbiguousCreateError and other
 transient errors → raise, the host retries, and the next attempt looks the package up first;
-400/409 → the input is refused (InputRejected with an error report) and a Draft left behind is deleted.
+400/409 → the input is refused (InputRejected with an error report) and a Draft left behind is
+deleted, but only while the package is still a Draft: a package that has left Draft was started by
+an attempt whose answer got lost, and it is recorded like any status read (never InputRejected).
 """
 
 from __future__ import annotations
@@ -65,11 +69,13 @@ from shared.storage.store import Store
 
 logger = get_logger(__name__)
 
-# Longer than the function timeout (host.json, 10 min): when a lease lapses, its attempt is surely over.
-CREATION_LEASE = timedelta(minutes=11)
+# Time between two Connective calls of one attempt (row writes, each retried by azure-core through a
+# short storage outage) that the lease must cover on top of the longest call.
+LEASE_MARGIN_S = 15.0
 # Connective's clock and ours may disagree; the look-up window starts this much before the row.
 LOOKUP_CLOCK_SLACK = timedelta(minutes=15)
 LOOKUP_PAGE_SIZE = 100
+_UNCREATED = frozenset({PackageStatus.RECEIVED, PackageStatus.CREATING})
 
 
 class Outcome(StrEnum):
@@ -81,16 +87,63 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # Connective refused the input
 
 
-class _Claim:
-    def __init__(self) -> None:
+def longest_step_s(client: ConnectiveClient) -> float:
+    """The longest one Connective call of an attempt may take: its wait for a rate token, its retries
+    (bounded by CONNECTIVE_RETRY_TOTAL_S) and the timeouts of its last attempt."""
+    config = client.config
+    return client.rate_wait_s + config.retry.total_s + config.connect_timeout_s + config.read_timeout_s
+
+
+def lease_length(settings: Settings, client: ConnectiveClient) -> timedelta:
+    """CREATION_LEASE_S, raised when needed so that a renewed lease outlasts the longest call."""
+    return timedelta(seconds=max(settings.get_float("CREATION_LEASE_S"), longest_step_s(client) + LEASE_MARGIN_S))
+
+
+class LeaseLost(Exception):
+    """The row left Creating, or another attempt took it over after this attempt's lease lapsed."""
+
+
+class _Lease:
+    """This attempt's hold on the row: taken by the claim, renewed before each Connective call."""
+
+    def __init__(self, store: Store, ref: str, length: timedelta, renew_below: timedelta,
+                 now: Callable[[], datetime]) -> None:
+        self.store, self.ref, self.length, self.renew_below, self.now = store, ref, length, renew_below, now
+        self.until: datetime | None = None
         self.resuming = False
         self.busy_for_s = 0.0
+
+    def renew(self) -> None:
+        """Make sure the lease outlasts the next call; LeaseLost when the row is no longer this attempt's."""
+        at = self.now()
+        if self.until is not None and self.until - at > self.renew_below:
+            return
+        renewed = at + self.length
+        held = False
+
+        def change(record: PackageRecord) -> bool:
+            nonlocal held
+            held = record.status == PackageStatus.CREATING and _same_time(record.creation_lease_until, self.until)
+            if held:
+                record.creation_lease_until = renewed
+            return held
+
+        self.store.packages.mutate(self.ref, change)
+        if not held:
+            raise LeaseLost(self.ref)
+        self.until = renewed
+
+
+def _same_time(stored: datetime | None, held: datetime | None) -> bool:
+    # The lease's own end time identifies the attempt that wrote it (Table storage keeps microseconds).
+    return stored is not None and held is not None and abs(stored - held) < timedelta(milliseconds=1)
 
 
 def create(ref: str, *, store: Store, settings: Settings, client: ConnectiveClient,
            now: Callable[[], datetime] = utcnow) -> Outcome:
     with package_scope(ref):
-        claim = _Claim()
+        step = timedelta(seconds=longest_step_s(client) + LEASE_MARGIN_S)
+        claim = _Lease(store, ref, lease_length(settings, client), step, now)
         record = _claim(store, ref, claim, now())
         if record is None:
             log_event(logger, "creation.nothing_to_do")
@@ -101,7 +154,20 @@ def create(ref: str, *, store: Store, settings: Settings, client: ConnectiveClie
             log_event(logger, "creation.busy", retry_in_s=delay)
             return Outcome.BUSY
         try:
-            return _run(store, settings, client, record, claim)
+            try:
+                return _run(store, settings, client, record, claim)
+            except (InvalidRequestError, ConflictError) as refused:
+                return _refused(store, client, ref, refused)
+            except Rejection as rejection:
+                return _refused_input(store, client, ref, rejection)
+            except ResourceModifiedError:
+                changed = Rejection("document_changed",
+                                    "a document changed after it was validated; upload it again")
+                return _refused_input(store, client, ref, changed)
+        except LeaseLost:
+            # Another attempt resumed the row (or it moved on): that attempt finishes the work.
+            log_event(logger, "creation.lease_lost", logging.WARNING)
+            return Outcome.BUSY
         except (RateLimitDeferred, ThrottledError) as deferred:
             delay = _retry_after(deferred)
             # Neither a deferred nor a throttled call was processed. When this attempt started fresh and
@@ -110,20 +176,13 @@ def create(ref: str, *, store: Store, settings: Settings, client: ConnectiveClie
             store.clients.send_json(names.PACKAGE_REQUESTS_QUEUE, {"packageRef": ref}, delay_s=delay)
             log_event(logger, "creation.deferred", retry_in_s=delay)
             return Outcome.DEFERRED
-        except (InvalidRequestError, ConflictError) as refused:
-            return _refused(store, client, ref, refused)
-        except Rejection as rejection:
-            return _refused_input(store, client, ref, rejection)
-        except ResourceModifiedError:
-            changed = Rejection("document_changed", "a document changed after it was validated; upload it again")
-            return _refused_input(store, client, ref, changed)
         except BaseException:
             # AmbiguousCreateError, 5xx, transport: the next attempt may start at once and looks up first.
             _release(store, ref)
             raise
 
 
-def _claim(store: Store, ref: str, claim: _Claim, at: datetime) -> PackageRecord | None:
+def _claim(store: Store, ref: str, claim: _Lease, at: datetime) -> PackageRecord | None:
     """Take the row for this attempt. None: nothing to do. `claim.busy_for_s` > 0: someone else has it."""
 
     def change(record: PackageRecord) -> bool:
@@ -133,17 +192,18 @@ def _claim(store: Store, ref: str, claim: _Claim, at: datetime) -> PackageRecord
         elif record.status == PackageStatus.CREATING:
             lease = record.creation_lease_until
             if lease is not None and lease > at:
-                claim.busy_for_s = min((lease - at).total_seconds(), CREATION_LEASE.total_seconds())
+                claim.busy_for_s = min((lease - at).total_seconds(), claim.length.total_seconds())
                 return False
             claim.resuming = True
         else:
             return False
-        record.creation_lease_until = at + CREATION_LEASE
+        record.creation_lease_until = at + claim.length
         return True
 
     record = store.packages.mutate(ref, change)
     if record is None or record.status != PackageStatus.CREATING:
         return None
+    claim.until = record.creation_lease_until
     return record
 
 
@@ -168,10 +228,11 @@ def _retry_after(deferred: RateLimitDeferred | ThrottledError) -> int:
 
 
 def _run(store: Store, settings: Settings, client: ConnectiveClient, record: PackageRecord,
-         claim: _Claim) -> Outcome:
+         lease: _Lease) -> Outcome:
     plan = _Plan(store, settings, record)
     package_id = record.connective_package_id
-    if claim.resuming and package_id is None:
+    if lease.resuming and package_id is None:
+        lease.renew()
         found = _look_up(client, record)
         if found is not None:
             package_id = found.id
@@ -179,12 +240,14 @@ def _run(store: Store, settings: Settings, client: ConnectiveClient, record: Pac
             log_event(logger, "creation.found_by_reference", package_id=package_id,
                       connective_status=str(found.package_status))
     if package_id is not None:
+        lease.renew()
         info = client.get_package_status(package_id)
         if info.package_status is not ConnectiveStatus.DRAFT:
             _finish(store, record.ref, package_id, info)
             return Outcome.RECORDED
-        _complete_draft(store, client, plan, package_id)
+        _complete_draft(store, client, plan, lease, package_id)
         return Outcome.RECORDED
+    lease.renew()
     if len(plan.documents) == 1:
         instant = client.create_instant_package(plan.instant_request(), plan.document_source(0),
                                                 document_length=plan.documents[0].size)
@@ -192,16 +255,17 @@ def _run(store: Store, settings: Settings, client: ConnectiveClient, record: Pac
     else:
         created = client.create_package(plan.package_fields())
         _remember_package_id(store, record.ref, created.package_id)
-        _complete_draft(store, client, plan, created.package_id, fresh=True)
+        _complete_draft(store, client, plan, lease, created.package_id, fresh=True)
     log_event(logger, "creation.created", documents=len(plan.documents))
     return Outcome.CREATED
 
 
-def _complete_draft(store: Store, client: ConnectiveClient, plan: _Plan, package_id: str,
+def _complete_draft(store: Store, client: ConnectiveClient, plan: _Plan, lease: _Lease, package_id: str,
                     fresh: bool = False) -> None:
     """Add the documents the Draft lacks, set the process and start it."""
     existing: dict[str, dict[str, str]] = {}
     if not fresh:
+        lease.renew()
         for document in client.get_signing_locations(package_id).documents:
             if document.external_document_reference:
                 existing[document.external_document_reference] = {
@@ -212,12 +276,15 @@ def _complete_draft(store: Store, client: ConnectiveClient, plan: _Plan, package
         if reference in existing:
             labels = existing[reference]
         else:
+            lease.renew()
             added = client.add_document_to_package(package_id, plan.add_document_request(index),
                                                    plan.document_source(index),
                                                    document_length=plan.documents[index].size)
             labels = {location.label: location.id for location in added.locations if location.label}
         location_ids.update({f"{index}:{label}": location_id for label, location_id in labels.items()})
+    lease.renew()
     client.set_process_information(package_id, {"Stakeholders": plan.stakeholders(location_ids)})
+    lease.renew()
     info = client.set_package_status(package_id, ConnectiveStatus.PENDING)
     _finish(store, plan.ref, package_id, info)
 
@@ -268,9 +335,27 @@ def _refused(store: Store, client: ConnectiveClient, ref: str, error: Connective
 
 
 def _refused_input(store: Store, client: ConnectiveClient, ref: str, rejection: Rejection) -> Outcome:
+    """Refuse the input, unless its package already went out for signing.
+
+    A refusal can come from a step repeated after an unclear attempt (Set Package Status answering
+    409 because the lost attempt started the package and a signer finished it). A package that has
+    left Draft is real: it is recorded and its row follows Connective. Only a row still being
+    created can become InputRejected; a callback may have moved it on meanwhile.
+    """
     record = store.packages.get(ref)
-    if record is not None and record.connective_package_id:
-        _delete_draft(client, record.connective_package_id)
+    if record is None or record.status not in _UNCREATED:
+        log_event(logger, "creation.refusal_overtaken", code=rejection.code,
+                  status=record.status.value if record else None)
+        return Outcome.NOTHING_TO_DO
+    package_id = record.connective_package_id
+    if package_id:
+        info = client.get_package_status(package_id)
+        if info.package_status is not ConnectiveStatus.DRAFT:
+            log_event(logger, "creation.refusal_overtaken", code=rejection.code, package_id=package_id,
+                      connective_status=info.package_status.value)
+            _finish(store, ref, package_id, info)
+            return Outcome.RECORDED
+        _delete_draft(client, package_id)
     record_rejection_of_row(store, ref, rejection)
     return Outcome.REJECTED
 
@@ -278,8 +363,7 @@ def _refused_input(store: Store, client: ConnectiveClient, ref: str, rejection: 
 def _delete_draft(client: ConnectiveClient, package_id: str) -> None:
     """A refused package stays a Draft at Connective; delete it so no half-made package lingers."""
     try:
-        if client.get_package_status(package_id).package_status is ConnectiveStatus.DRAFT:
-            client.delete_package(package_id)
+        client.delete_package(package_id)
     except ConnectiveError as error:
         log_event(logger, "creation.draft_not_deleted", logging.WARNING, package_id=package_id, error=str(error))
 

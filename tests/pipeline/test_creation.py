@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shared.connective.client import ConnectiveClient
 from shared.connective.config import ConnectiveConfig
-from shared.connective.errors import AmbiguousCreateError
+from shared.connective.errors import AmbiguousCreateError, ConflictError
 from shared.connective.ratelimit import LocalRateLimiter
 from shared.pipeline import creation, intake
 from shared.storage import names
@@ -177,3 +178,134 @@ def test_connective_refusal_becomes_input_rejected(storage_connection_string: st
     report = world.report(row)
     assert report["reason"]["code"] == code and report["input"]["name"] == blob.blob_name
     assert not _packages_with_reference(world, record.ref)  # no Draft left behind
+
+
+def _batch_row(world: World, documents: int = 2) -> PackageRecord:
+    batch = unique("batch")
+    for index in range(documents):
+        world.upload(names.BATCHES_CONTAINER, f"{batch}/d{index}.pdf", pdf_with_markers())
+    body = manifest([f"d{i}.pdf" for i in range(documents)], [signer("Anna", "anna@example.com")])
+    blob = world.upload(names.BATCHES_CONTAINER, f"{batch}/manifest.json", json.dumps(body).encode())
+    record = intake.intake_batch_manifest(world.store, world.settings, blob)
+    assert record is not None and record.status is PackageStatus.RECEIVED
+    return record
+
+
+def test_a_conflict_on_a_package_that_already_left_draft_is_recorded_not_rejected(world: World,
+                                                                                  sandbox: SandboxHandle) -> None:
+    # The answer of the Set Package Status that started the package was lost, a signer finished it at
+    # once, and the repeated request answered 409 "is Finished, not Draft".
+    record = _batch_row(world)
+    client = world.client
+    start = client.set_package_status
+
+    def started_then_conflict(package_id: str, status: Any) -> Any:
+        for holder in start(package_id, status).stakeholders:
+            for actor in holder.actors:
+                sandbox.admin("POST", f"packages/{package_id}/actors/{actor.actor_id}/sign")
+        raise ConflictError(409, "Package.InvalidStatus", f"package {package_id} is Finished, not Draft",
+                            operation="set_package_status")
+
+    client.set_package_status = started_then_conflict  # type: ignore[method-assign]
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=client)
+    assert outcome is creation.Outcome.RECORDED
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.FINISHED and row.error_report is None and row.creation_lease_until is None
+    assert row.archive_requested_at is not None
+    assert len(_packages_with_reference(world, record.ref)) == 1
+    assert "input_rejected" not in [event["kind"] for event in world.store.events.history(record.ref)]
+
+
+def test_a_conflict_after_a_callback_moved_the_row_on_changes_nothing(world: World, sandbox: SandboxHandle) -> None:
+    record = _inbox_row(world)
+    client = world.client
+
+    def overtaken(*_args: Any, **_kwargs: Any) -> Any:
+        world.store.packages.mutate(record.ref, lambda r: setattr(r, "status", PackageStatus.REJECTED) or True)
+        raise ConflictError(409, "Package.InvalidStatus", "not Draft", operation="create_instant_package")
+
+    client.create_instant_package = overtaken  # type: ignore[method-assign]
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=client)
+    assert outcome is creation.Outcome.NOTHING_TO_DO
+    assert world.row(record.ref).status is PackageStatus.REJECTED
+
+
+def test_lease_is_short_and_outlasts_the_longest_call(storage_connection_string: str, sandbox: SandboxHandle) -> None:
+    short = World(base_env(storage_connection_string, sandbox, CREATION_LEASE_S="60"))
+    # base_env: retries for 5 s, plus the 2 s rate wait, connect 5 s and read 60 s: 72 s, + 15.
+    assert creation.lease_length(short.settings, short.client).total_seconds() == 87
+    chaos = World(base_env(storage_connection_string, sandbox, CREATION_LEASE_S="60",
+                           CONNECTIVE_READ_TIMEOUT_S="3", CONNECTIVE_CONNECT_TIMEOUT_S="2"))
+    assert creation.lease_length(chaos.settings, chaos.client).total_seconds() == 60
+    assert creation.lease_length(World(base_env(storage_connection_string, sandbox)).settings,
+                                 chaos.client).total_seconds() == 240  # the default
+
+
+def test_a_dead_attempts_lease_lapses_after_creation_lease_s(storage_connection_string: str,
+                                                              sandbox: SandboxHandle) -> None:
+    world = World(base_env(storage_connection_string, sandbox, CREATION_LEASE_S="60",
+                           CONNECTIVE_READ_TIMEOUT_S="3", CONNECTIVE_CONNECT_TIMEOUT_S="2"))
+    record = _inbox_row(world)
+    claimed_at = world.row(record.ref).updated_at
+
+    def claimed_by_a_dead_worker(row: PackageRecord) -> bool:
+        row.status, row.creation_lease_until = PackageStatus.CREATING, claimed_at + timedelta(seconds=60)
+        return True
+
+    world.store.packages.mutate(record.ref, claimed_by_a_dead_worker)
+    early = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client,
+                            now=lambda: claimed_at + timedelta(seconds=20))
+    assert early is creation.Outcome.BUSY and _calls(sandbox)["calls_total"] == 0
+    late = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client,
+                           now=lambda: claimed_at + timedelta(seconds=61))
+    assert late is creation.Outcome.CREATED  # looked up by reference first: nothing was there
+    assert _calls(sandbox)["calls_by_operation"] == {"PackageList": 1, "CreateInstantPackage": 1}
+    assert world.row(record.ref).status is PackageStatus.PENDING
+
+
+def test_a_live_attempt_renews_its_lease_before_each_call(storage_connection_string: str,
+                                                          sandbox: SandboxHandle) -> None:
+    world = World(base_env(storage_connection_string, sandbox, CREATION_LEASE_S="60",
+                           CONNECTIVE_READ_TIMEOUT_S="3", CONNECTIVE_CONNECT_TIMEOUT_S="2"))
+    record = _batch_row(world, documents=3)
+    clock = [datetime.now(UTC)]
+    leases: list[tuple[datetime, datetime | None]] = []
+    client = world.client
+    add = client.add_document_to_package
+
+    def slow_add(*args: Any, **kwargs: Any) -> Any:
+        leases.append((clock[0], world.row(record.ref).creation_lease_until))
+        clock[0] += timedelta(seconds=50)  # each upload takes longer than half the lease
+        return add(*args, **kwargs)
+
+    client.add_document_to_package = slow_add  # type: ignore[method-assign]
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=client,
+                              now=lambda: clock[0])
+    assert outcome is creation.Outcome.CREATED and len(leases) == 3
+    step = creation.longest_step_s(client)
+    assert all(until is not None and (until - at).total_seconds() > step for at, until in leases)
+    assert world.row(record.ref).creation_lease_until is None
+
+
+def test_an_attempt_whose_lease_was_taken_over_stops(world: World, sandbox: SandboxHandle) -> None:
+    record = _batch_row(world)
+    clock = [datetime.now(UTC)]
+    client = world.client
+    create_package = client.create_package
+
+    def create_then_lose_the_row(request: Any) -> Any:
+        created = create_package(request)
+        # The worker stalled past its lease, and another attempt claimed the row meanwhile.
+        clock[0] += timedelta(minutes=5)
+        world.store.packages.mutate(record.ref, lambda r: setattr(
+            r, "creation_lease_until", clock[0] + timedelta(minutes=3)) or True)
+        return created
+
+    client.create_package = create_then_lose_the_row  # type: ignore[method-assign]
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=client,
+                              now=lambda: clock[0])
+    assert outcome is creation.Outcome.BUSY
+    assert _calls(sandbox)["calls_by_operation"] == {"CreatePackage": 1}  # no document added by this attempt
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.CREATING and row.connective_package_id  # the id is kept for the resumer
+    assert row.creation_lease_until == clock[0] + timedelta(minutes=3)  # the other attempt's lease stands

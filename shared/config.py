@@ -87,8 +87,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ARCHIVE_MAX_ATTEMPTS", "8", "Archive tries per package that may end in 409 before it gives up."),
     # Scheduled upkeep.
     Setting("MAINTENANCE_SCHEDULE", "0 */5 * * * *", "NCRONTAB (UTC) of the maintenance timer."),
-    Setting("REMINDER_FIRST_AFTER_H", "48", "Hours pending before the first reminder."),
-    Setting("REMINDER_EVERY_H", "48", "Hours between reminders."),
+    Setting("REMINDER_FIRST_AFTER_H", "48", "Hours pending before the first reminder (fractions allowed)."),
+    Setting("REMINDER_EVERY_H", "48", "Hours between reminders (fractions allowed)."),
     Setting("REMINDER_MAX_COUNT", "3", "Reminders per package at most."),
     Setting("EXPIRY_WINDOW_H", "24", "Extend packages whose expiry falls within this many hours."),
     Setting("EXPIRY_EXTEND_DAYS", "7", "Days added per extension."),
@@ -98,6 +98,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAINTENANCE_TIME_BUDGET_S", "240", "A run stops starting new work after this many seconds."),
     Setting("MAINTENANCE_SWEEP_EVERY_MIN", "60",
             "Minutes between Package List sweeps that find packages created at Connective whose row missed it."),
+    Setting("STUCK_CREATION_AFTER_MIN", "30",
+            "Minutes a row may sit unchanged in Received, or in Creating with no live attempt, before the timer "
+            "sends its creation request again (then after twice as long each time, at most 5 times)."),
     # HTTP API and webhooks.
     Setting("WEBHOOK_SIGNING_SECRET", None,
             "Comma-separated HMAC-SHA256 secrets that sign webhook deliveries; each adds a v1= signature (rotation).",

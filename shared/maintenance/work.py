@@ -1,4 +1,4 @@
-"""The three kinds of upkeep, each done for one package whose index row a runner has claimed.
+"""The kinds of upkeep, each done for one package whose index row a runner has claimed.
 
 Each handler re-reads nothing itself: it gets the package row as just read, decides from the row
 and the policy whether the work is really due (the index may be early or stale), acts, and records
@@ -7,6 +7,10 @@ what it did on the row (ETag-guarded). The runner then moves the index row to th
 Reminders are recorded on the row BEFORE they are sent, under an ETag and only while still due, so
 two runners, or a runner and a retry, never send the same reminder twice; a reminder that surely
 was not sent (no token, 409, a refusal not possibly applied) is taken back.
+
+A row stuck before Pending gets its `package-requests` message again. That is always safe: creation
+holds a lease against parallel attempts and looks the package up by ExternalPackageReference before it
+creates anything, so a repeated message never makes a second package.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from shared.connective.errors import (
 from shared.logging import get_logger, log_event
 from shared.maintenance.budget import RunBudget
 from shared.pipeline.status_sync import apply_status
+from shared.storage import names
 from shared.storage.packages import PackageRecord
 from shared.storage.schedule import DuePolicy, WorkKind, last_heard_of
 from shared.storage.store import Store
@@ -42,6 +47,7 @@ class Outcome(StrEnum):
     RECONCILED = "reconciled"
     NOT_DUE = "not-due"  # the index was early: the row is moved to the real due time
     NOT_FOUND = "not-found"  # Connective does not know the package
+    RESENT = "resent"  # the creation request of a stuck row went to package-requests again
 
 
 @dataclass
@@ -196,8 +202,35 @@ def _note_missing(context: WorkContext, ref: str, now: datetime) -> None:
     log_event(_log, "maintenance.not_found", logging.WARNING, package_ref=ref)
 
 
+def resend_creation(context: WorkContext, record: PackageRecord) -> Outcome:
+    """Send the creation request of a row that has sat in Received, or in Creating with no live attempt,
+    for too long: its message went to the poison queue, or the process died before it was sent."""
+    due = context.policy.recreate_due(record)
+    if due is None or due > context.clock():
+        return Outcome.NOT_DUE
+    # Sent before it is counted: a crash in between sends it once more later, which is harmless, while
+    # counting first could lose the message.
+    context.store.clients.send_json(names.PACKAGE_REQUESTS_QUEUE, {"packageRef": record.ref})
+    seen = record.creation_resends
+
+    def change(row: PackageRecord) -> bool:
+        if row.creation_resends != seen or context.policy.recreate_due(row) is None:
+            return False
+        row.creation_resends += 1
+        return True
+
+    row = context.store.packages.mutate(record.ref, change)
+    count = row.creation_resends if row is not None else seen + 1
+    context.store.events.append(record.ref, "creation_resent", source="maintenance", status=record.status.value,
+                                count=count, stuck_since=record.updated_at)
+    log_event(_log, "maintenance.creation_resent", logging.WARNING, package_ref=record.ref,
+              status=record.status.value, count=count)
+    return Outcome.RESENT
+
+
 HANDLERS: dict[WorkKind, Callable[[WorkContext, PackageRecord], Outcome]] = {
     WorkKind.REMINDER: remind,
     WorkKind.EXPIRY: extend_or_record_expiry,
     WorkKind.RECONCILE: reconcile,
+    WorkKind.RECREATE: resend_creation,
 }

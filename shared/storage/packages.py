@@ -74,11 +74,13 @@ class PackageRecord(BaseModel):
     archive_requested_at: datetime | None = None  # an archive-requests message was sent
     archive_attempts: int = 0  # archive runs that found the package not ready (409) or failed
     connective_deleted_at: datetime | None = None  # deleted at Connective after archiving
+    creation_resends: int = 0  # creation requests the timer sent again for this row while it was stuck
     # Due time held by this package's PackageSchedule row of each kind (shared.storage.schedule); never later
     # than the work is really due. None: no row of that kind.
     index_reminder_at: datetime | None = None
     index_expiry_at: datetime | None = None
     index_reconcile_at: datetime | None = None
+    index_recreate_at: datetime | None = None
     etag: str | None = Field(default=None, exclude=True)
 
     def to_entity(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ A timer that scanned `SigningPackages` would read every tracked package on every
 package that has upkeep ahead keeps at most one index row per kind of work:
 
     PartitionKey = due-{yyyymmddhh}        the hour its work falls due (UTC)
-    RowKey       = {kind}-{packageRef}     kind: reminder | expiry | reconcile
+    RowKey       = {kind}-{packageRef}     kind: reminder | expiry | reconcile | recreate
     DueAt        = when the work falls due
     NotBefore    = when a runner may take it: DueAt, pushed later by a claim or a back-off
 
@@ -49,12 +49,17 @@ CHECKPOINT_PARTITION = "checkpoint"  # sorts before "due-", so the due scan neve
 # Actor statuses after which a signer has nothing left to do (Connective ActorStatus, lower case).
 _ACTED = frozenset({"finished", "rejected", "failed", "skipped"})
 _OPEN = frozenset({PackageStatus.PENDING, PackageStatus.EXPIRED})
+_UNCREATED = frozenset({PackageStatus.RECEIVED, PackageStatus.CREATING})
+# A row stuck before Pending gets its creation request again at most this many times, each after twice
+# the wait of the previous one; past that it waits for an operator (docs/MANIFEST.md, recovery).
+MAX_CREATION_RESENDS = 5
 
 
 class WorkKind(StrEnum):
     REMINDER = "reminder"  # Send Package Reminders
     EXPIRY = "expiry"  # extend an expiry that is near, or record the expiry once extensions are used up
     RECONCILE = "reconcile"  # re-read a status no callback has refreshed for a while
+    RECREATE = "recreate"  # send the creation request of a row stuck in Received/Creating again
 
     @property
     def index_field(self) -> str:
@@ -86,6 +91,7 @@ class DuePolicy:
     expiry_window: timedelta
     max_extensions: int
     reconcile_after: timedelta
+    stuck_creation_after: timedelta = timedelta(minutes=30)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DuePolicy:
@@ -98,6 +104,7 @@ class DuePolicy:
             expiry_window=timedelta(hours=settings.get_float("EXPIRY_WINDOW_H")),
             max_extensions=settings.get_int("EXPIRY_MAX_EXTENSIONS"),
             reconcile_after=timedelta(hours=settings.get_float("RECONCILE_AFTER_H")),
+            stuck_creation_after=timedelta(minutes=settings.get_float("STUCK_CREATION_AFTER_MIN")),
         )
 
     def reminders_for(self, record: PackageRecord) -> ReminderPolicy:
@@ -106,6 +113,9 @@ class DuePolicy:
     def due_times(self, record: PackageRecord) -> dict[WorkKind, datetime]:
         """The upkeep `record` has ahead, and when each falls due. Empty for final packages."""
         due: dict[WorkKind, datetime] = {}
+        recreate = self.recreate_due(record)
+        if recreate is not None:
+            due[WorkKind.RECREATE] = recreate
         if record.status not in _OPEN or not record.connective_package_id:
             return due
         reminder = self.reminder_due(record)
@@ -136,6 +146,21 @@ class DuePolicy:
 
     def can_extend(self, record: PackageRecord) -> bool:
         return record.extension_count < self.max_extensions
+
+    def recreate_due(self, record: PackageRecord) -> datetime | None:
+        """When a row that has not reached Pending counts as stuck: its creation request was lost.
+
+        Stuck means no write for `stuck_creation_after` (doubled after each re-send), and no live creation
+        attempt. Any write counts as progress: a creation deferred for want of a rate token writes the row
+        each time its message comes back, so a backlog draining at the rate budget is never re-sent.
+        """
+        if record.status not in _UNCREATED or record.creation_resends >= MAX_CREATION_RESENDS:
+            return None
+        due = record.updated_at + self.stuck_creation_after * 2**record.creation_resends
+        lease = record.creation_lease_until
+        if record.status is PackageStatus.CREATING and lease is not None and lease > due:
+            return lease
+        return due
 
 
 def last_heard_of(record: PackageRecord) -> datetime:

@@ -73,6 +73,9 @@ class ChaosPlan:
             "CONNECTIVE_RATE_CALLS": str(RATE_CALLS),
             "CONNECTIVE_RATE_WINDOW_S": str(RATE_WINDOW_S),
             "CONNECTIVE_RATE_LIMITER": "local",
+            # A killed worker's creation resumes once its lease lapses: the shortest lease these call
+            # settings allow (2 s rate wait + 30 s retries + 5 s connect + 3 s read, + 15).
+            "CREATION_LEASE_S": "60",
             # Reconciliation recovers packages whose callbacks were dropped: run it every 5 s for rows
             # without news for 6 s (the setting is in hours).
             "MAINTENANCE_SCHEDULE": "*/5 * * * * *",
@@ -112,9 +115,12 @@ class Disruptions:
         print(f"  {elapsed_s:6.1f} s  {name}: {details}", flush=True)
 
 
+MAINTENANCE_FUNCTION = "scheduled_upkeep"  # functions/maintenance.py
+
+
 def _maintenance_timer_present(bench: BenchWorld) -> bool:
     assert bench.world.host is not None
-    return any("maintenance" in name.lower() for name in bench.world.host.status().get("functions", []))
+    return MAINTENANCE_FUNCTION in bench.world.host.status().get("functions", [])
 
 
 def _problem_logs(bench: BenchWorld, refs: set[str]) -> list[str]:

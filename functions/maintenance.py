@@ -1,4 +1,4 @@
-"""The maintenance timer: reminders, expiry extensions and reconciliation (shared.maintenance).
+"""The maintenance timer: reminders, expiry extensions, reconciliation, stuck creations (shared.maintenance).
 
 The schedule is the app setting MAINTENANCE_SCHEDULE (NCRONTAB, UTC), resolved by the host. With
 `use_monitor` the host notices a missed occurrence and delivers one run with `past_due`; the run does

@@ -1,2 +1,3 @@
-"""Scheduled upkeep: reminders, expiry extensions and reconciliation, driven by the `PackageSchedule`
-index (shared.storage.schedule) within a share of the connection's rate budget. See docs/MAINTENANCE.md."""
+"""Scheduled upkeep: reminders, expiry extensions, reconciliation and stuck creations, driven by the
+`PackageSchedule` index (shared.storage.schedule) within a share of the connection's rate budget.
+See docs/MAINTENANCE.md."""

@@ -22,9 +22,7 @@ import base64
 import binascii
 import hashlib
 import re
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any
 
 from azure.storage.blob import ContentSettings
@@ -122,16 +120,14 @@ def _check_documents(store: Store, settings: Settings, request: PackageRequest,
     markers = [intake.marker_for(routing.DEFAULT_MARKER_TEMPLATE, n) for n in range(1, signer_count + 1)]
     markers += [location.marker for signer in request.signers for location in signer.locations if location.marker]
     documents: list[intake.StoredDocument] = []
-    with tempfile.TemporaryDirectory(prefix="api-intake-") as work_dir:
-        for index, (container, blob_name) in enumerate(locations):
-            blob = store.clients.container(container).get_blob_client(blob_name)
-            found = intake.describe_blob(blob)
-            if found is None:
-                raise Rejection("document_missing", f"documents[{index}]: {container}/{blob_name} does not exist")
-            sha256, facts = intake.check_document(settings, blob, etag=found.etag, size=found.size, markers=markers,
-                                                  work_dir=Path(work_dir))
-            documents.append(intake.stored(found.container, found.name, found.etag, found.size, sha256, facts,
-                                            request, index))
+    for index, (container, blob_name) in enumerate(locations):
+        blob = store.clients.container(container).get_blob_client(blob_name)
+        found = intake.describe_blob(blob)
+        if found is None:
+            raise Rejection("document_missing", f"documents[{index}]: {container}/{blob_name} does not exist")
+        sha256, facts = intake.check_document(settings, blob, etag=found.etag, size=found.size, markers=markers)
+        documents.append(intake.stored(found.container, found.name, found.etag, found.size, sha256, facts,
+                                        request, index))
     intake.check_explicit_markers(request, documents)
     return documents
 

@@ -6,8 +6,8 @@ repeated trigger for the same upload finds its row and changes nothing. Bad inpu
 gets an error report in `signing-errors/`, a row in state InputRejected and an event, and the
 original stays where it was.
 
-Documents are never held in memory: each one streams to a temporary file (hashed on the way), and
-the PDF check reads that file in a child process (see `pdfcheck`).
+Documents are never held in memory nor copied to disk: the PDF check reads the ranges it needs
+from the blob in a child process (see `pdfcheck`), while the document is hashed range by range.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import hashlib
 import json
 import logging
 import re
-import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from azure.core import MatchConditions
@@ -30,7 +29,7 @@ from shared.config import Settings
 from shared.logging import get_logger, log_event, package_scope
 from shared.pipeline import routing
 from shared.pipeline.errors_report import Rejection, write_report
-from shared.pipeline.pdfcheck import MARKER_SCAN_MAX_PAGES, PdfFacts, PdfRejected, inspect_pdf
+from shared.pipeline.pdfcheck import MARKER_SCAN_MAX_PAGES, PdfFacts, PdfRejected, RangeReader, inspect_pdf
 from shared.pipeline.spec import MAX_LOCATIONS_PER_DOCUMENT, PackageRequest
 from shared.storage import names
 from shared.storage.packages import PackageRecord
@@ -43,6 +42,9 @@ from shared.webhooks.ssrf import UnsafeUrlError, check_url
 logger = get_logger(__name__)
 
 MAX_MANIFEST_BYTES = 1024 * 1024
+# The hash pass reads the document in ranges of this size: fewer, larger GETs are much faster than the
+# blob SDK's default 4 MiB chunks, and only one range is held at a time.
+HASH_READ_BYTES = 8 * 1024 * 1024
 MANIFEST_NAME = "manifest.json"
 # Default signing box (points) where a document has neither a marker nor a signature field for a signer.
 DEFAULT_BOX = (160.0, 50.0)
@@ -108,20 +110,31 @@ def max_document_bytes(settings: Settings) -> int:
     return settings.get_int("INTAKE_MAX_DOCUMENT_MB") * 1024 * 1024
 
 
-def _stream_to_file(blob: BlobClient, etag: str, target: Path) -> str:
-    """Copy one blob version to `target` chunk by chunk; returns its sha256."""
+def _blob_ranges(blob: BlobClient, etag: str) -> RangeReader:
+    """Ranged reads of one blob version: each fails with ResourceModifiedError once the blob has changed."""
+    def read_range(offset: int, length: int) -> bytes:
+        return blob.download_blob(offset=offset, length=length, etag=etag,
+                                  match_condition=MatchConditions.IfNotModified).readall()
+
+    return read_range
+
+
+def _sha256(read_range: RangeReader, size: int) -> str:
+    """The hash of the whole document, read in HASH_READ_BYTES ranges (one GET each), never held whole."""
     digest = hashlib.sha256()
-    downloader = blob.download_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
-    with target.open("wb") as handle:
-        for chunk in downloader.chunks():
-            digest.update(chunk)
-            handle.write(chunk)
+    for offset in range(0, size, HASH_READ_BYTES):
+        digest.update(read_range(offset, min(HASH_READ_BYTES, size - offset)))
     return digest.hexdigest()
 
 
-def check_document(settings: Settings, blob: BlobClient, *, etag: str, size: int, markers: list[str],
-                   work_dir: Path) -> tuple[str, PdfFacts]:
-    """Validate one PDF blob version; returns (sha256, facts) or raises Rejection."""
+def check_document(settings: Settings, blob: BlobClient, *, etag: str, size: int,
+                   markers: list[str]) -> tuple[str, PdfFacts]:
+    """Validate one PDF blob version; returns (sha256, facts) or raises Rejection.
+
+    The PDF check (a child process reading the few ranges pypdf needs) and the hash (one pass over
+    every byte) run side by side. Both read the blob under its ETag: a blob replaced meanwhile raises
+    ResourceModifiedError.
+    """
     where = blob.blob_name
     if size == 0:
         raise Rejection("empty_document", f"{where} is empty")
@@ -129,14 +142,14 @@ def check_document(settings: Settings, blob: BlobClient, *, etag: str, size: int
     if size > limit:
         raise Rejection("document_too_large",
                         f"{where} is {size / 1048576:.1f} MB; the limit is {limit // 1048576} MB")
-    target = work_dir / f"doc-{hashlib.sha256(where.encode()).hexdigest()[:12]}.pdf"
-    sha256 = _stream_to_file(blob, etag, target)
-    try:
-        facts = inspect_pdf(target, markers)
-    except PdfRejected as rejected:
-        raise Rejection(rejected.code, f"{where}: {rejected}") from None
-    finally:
-        target.unlink(missing_ok=True)
+    read_range = _blob_ranges(blob, etag)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-pdfcheck") as pool:
+        checking = pool.submit(inspect_pdf, read_range, size, markers)
+        sha256 = _sha256(read_range, size)
+        try:
+            facts = checking.result()
+        except PdfRejected as rejected:
+            raise Rejection(rejected.code, f"{where}: {rejected}") from None
     return sha256, facts
 
 
@@ -355,9 +368,8 @@ def intake_inbox_blob(store: Store, settings: Settings, blob: BlobClient) -> Pac
             default_language(settings, request_wire)
             request = _validated(request_wire)
             markers = [marker_for(marker_template, n) for n in range(1, len(request.signers) + 1)]
-            with tempfile.TemporaryDirectory(prefix="intake-") as work_dir:
-                sha256, facts = check_document(settings, blob, etag=described.etag, size=described.size,
-                                               markers=markers, work_dir=Path(work_dir))
+            sha256, facts = check_document(settings, blob, etag=described.etag, size=described.size,
+                                           markers=markers)
             document = stored(described.container, described.name, described.etag, described.size, sha256, facts,
                                request, 0)
             fields = resolve_signing_fields(request, [document], marker_template)
@@ -491,21 +503,18 @@ def _check_batch(store: Store, settings: Settings, manifest_blob: BlobClient,
     signer_count = sum(1 for signer in request.signers if signer.type == "Signer")
     markers = [marker_for(routing.DEFAULT_MARKER_TEMPLATE, n) for n in range(1, signer_count + 1)]
     markers += [location.marker for signer in request.signers for location in signer.locations if location.marker]
-    with tempfile.TemporaryDirectory(prefix="intake-") as work_dir:
-        for index, spec in enumerate(request.documents):
-            if spec.path is None:
-                raise Rejection("document_content_not_allowed",
-                                f"documents[{index}] gives content; a manifest names documents by path")
-            blob_name = batch_document_path(batch_folder, spec.path)
-            document_blob = container.get_blob_client(blob_name)
-            found = describe_blob(document_blob)
-            if found is None:
-                raise Rejection("document_missing", f"documents[{index}]: {spec.path!r} does not exist "
-                                                    f"in {described.container}/{batch_folder or '(root)'}")
-            sha256, facts = check_document(settings, document_blob, etag=found.etag, size=found.size,
-                                           markers=markers, work_dir=Path(work_dir))
-            documents.append(stored(found.container, found.name, found.etag, found.size, sha256, facts, request,
-                                     index))
+    for index, spec in enumerate(request.documents):
+        if spec.path is None:
+            raise Rejection("document_content_not_allowed",
+                            f"documents[{index}] gives content; a manifest names documents by path")
+        blob_name = batch_document_path(batch_folder, spec.path)
+        document_blob = container.get_blob_client(blob_name)
+        found = describe_blob(document_blob)
+        if found is None:
+            raise Rejection("document_missing", f"documents[{index}]: {spec.path!r} does not exist "
+                                                f"in {described.container}/{batch_folder or '(root)'}")
+        sha256, facts = check_document(settings, document_blob, etag=found.etag, size=found.size, markers=markers)
+        documents.append(stored(found.container, found.name, found.etag, found.size, sha256, facts, request, index))
     check_explicit_markers(request, documents)
     return request, documents, resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
 

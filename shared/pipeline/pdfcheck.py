@@ -1,29 +1,56 @@
-"""Checks that a file is a usable PDF and finds where signers could sign in it.
+"""Checks that a document is a usable PDF and finds where signers could sign in it.
 
 Uploaded files are untrusted: a crafted PDF can make a parser recurse very deeply, loop, or eat
 memory. pypdf therefore runs in a child process with a time limit, a memory limit and a low
 recursion limit, so a hostile document costs one rejected input and never the worker.
 
-    python -m shared.pipeline.pdfcheck FILE [MARKER ...]
+The document is never copied whole to the child or to disk. The child reads byte ranges on demand
+from its parent over two pipes; the parent answers each with a `read_range(offset, length)` the
+caller supplies (for a blob: a ranged download pinned to one ETag). pypdf needs the header, the
+cross-reference data, the page tree and the content streams, so a 100 MB scan costs a few MB of
+reads: image XObjects are recognised by their dictionary and never read (see `_skip_image_data`).
+The child holds no storage credentials and can read nothing but this one document.
 
-prints one JSON object: the facts of the PDF, or the reason it is not acceptable.
+    python -m shared.pipeline.pdfcheck REQUEST_FD ANSWER_FD SIZE [MARKER ...]
+
+(started by `inspect_pdf`) prints one JSON object: the facts of the PDF, or the reason it is not acceptable.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
+import struct
 import subprocess
 import sys
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ANALYSIS_TIMEOUT_S = 60.0
 ANALYSIS_MEMORY_BYTES = 1536 * 1024 * 1024
 MARKER_SCAN_MAX_PAGES = 200  # text markers beyond this page are not looked for
 MARKER_SCAN_BUDGET_S = 15.0
 MAX_PAGE_POINTS = 3.99 * 72 / 0.0254  # Connective's page limit, 3.99 m
+# The child reads the document in blocks and keeps the last few: pypdf jumps between the
+# cross-reference data at the end and the objects it points to, and re-reads small pieces often.
+READ_BLOCK_BYTES = 256 * 1024
+CACHED_BLOCKS = 16
+MAX_ANSWER_BYTES = 8 * 1024 * 1024  # the most the parent sends in one answer (a large read takes several)
+# How much of an XObject is read to see its dictionary (an image's dictionary is a few hundred bytes).
+XOBJECT_HEAD_BYTES = 16 * 1024
+XOBJECT_SCAN_MAX_DEPTH = 4  # forms inside forms inside forms...: deeper ones are read as pypdf reads them
+
+# (offset, length) -> exactly those bytes of the document
+RangeReader = Callable[[int, int], bytes]
+_REQUEST = struct.Struct("!QQ")  # child -> parent: offset, length
+_ANSWER = struct.Struct("!q")  # parent -> child: byte count that follows, or -1 when the read failed
 
 
 @dataclass(frozen=True)
@@ -53,26 +80,49 @@ class PdfRejected(ValueError):
         self.code = code
 
 
-def has_pdf_header(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return handle.read(1024).lstrip(b"\x00\t\r\n\x0c ").startswith(b"%PDF-")
+def has_pdf_header(start: bytes) -> bool:
+    return start.lstrip(b"\x00\t\r\n\x0c ").startswith(b"%PDF-")
 
 
-def inspect_pdf(path: Path, markers: list[str] | None = None,
+def inspect_pdf(read_range: RangeReader, size: int, markers: list[str] | None = None,
                 timeout_s: float = ANALYSIS_TIMEOUT_S) -> PdfFacts:
-    """The facts of the PDF at `path`; raises PdfRejected when it is not acceptable."""
-    if path.stat().st_size == 0:
+    """The facts of the `size`-byte PDF that `read_range` reads; raises PdfRejected when it is not acceptable.
+
+    An exception of `read_range` (such as the blob changing under its ETag condition) is raised again
+    here once the child has stopped, whatever the child made of the missing bytes.
+    """
+    if size == 0:
         raise PdfRejected("empty_document", "the document is empty")
-    if not has_pdf_header(path):
+    if not has_pdf_header(read_range(0, min(size, 1024))):
         raise PdfRejected("not_a_pdf", "the document is not a PDF (no %PDF- header)")
-    command = [sys.executable, "-m", "shared.pipeline.pdfcheck", str(path), *(markers or [])]
+    request_read, request_write = os.pipe()
+    answer_read, answer_write = os.pipe()
     try:
-        completed = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False,
-                                   cwd=Path(__file__).resolve().parents[2])
+        command = [sys.executable, "-m", "shared.pipeline.pdfcheck", str(request_write), str(answer_read), str(size),
+                   *(markers or [])]
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, pass_fds=(request_write, answer_read),
+                                 cwd=Path(__file__).resolve().parents[2])
+    except BaseException:
+        for descriptor in (request_read, request_write, answer_read, answer_write):
+            os.close(descriptor)
+        raise
+    os.close(request_write)
+    os.close(answer_read)
+    server = _RangeServer(read_range, size, request_read, answer_write)
+    server.start()
+    try:
+        output, _ = child.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
         raise PdfRejected("pdf_analysis_timeout", f"the PDF could not be analysed within {timeout_s:.0f} s") from None
+    finally:
+        server.join(timeout=5)
+    if server.failure is not None:
+        raise server.failure
     try:
-        answer = json.loads(completed.stdout.decode("utf-8").strip().splitlines()[-1])
+        answer = json.loads(output.decode("utf-8").strip().splitlines()[-1])
     except (ValueError, IndexError):
         # No answer: the analyser died (memory limit, stack overflow). Only a hostile or broken file does that.
         raise PdfRejected("pdf_corrupt", "the PDF could not be analysed (the analyser stopped)") from None
@@ -81,16 +131,182 @@ def inspect_pdf(path: Path, markers: list[str] | None = None,
     return PdfFacts.from_json(answer["facts"])
 
 
+class _RangeServer(threading.Thread):
+    """Answers the child's range requests until it closes its end (it finished, died or was killed)."""
+
+    def __init__(self, read_range: RangeReader, size: int, request_fd: int, answer_fd: int) -> None:
+        super().__init__(name="pdfcheck-ranges", daemon=True)
+        self._read_range = read_range
+        self._size = size
+        self._requests = os.fdopen(request_fd, "rb", buffering=0)
+        self._answers = os.fdopen(answer_fd, "wb", buffering=0)
+        self.failure: Exception | None = None
+
+    def run(self) -> None:
+        with self._requests, self._answers:
+            try:
+                while header := _read_exactly(self._requests, _REQUEST.size):
+                    offset, length = _REQUEST.unpack(header)
+                    length = max(0, min(length, MAX_ANSWER_BYTES, self._size - offset))
+                    try:
+                        data = self._read_range(offset, length) if length else b""
+                    except Exception as error:  # re-raised by inspect_pdf; the child just learns it failed
+                        self.failure = error
+                        self._answers.write(_ANSWER.pack(-1))
+                        return
+                    self._answers.write(_ANSWER.pack(len(data)) + data)
+            except (OSError, EOFError):
+                pass  # the child went away mid-answer: inspect_pdf reports what it printed, if anything
+
+
+def _read_exactly(source: IO[bytes], count: int) -> bytes:
+    """`count` bytes from a pipe, or b"" when it is closed before the first of them."""
+    data = bytearray()
+    while len(data) < count:
+        piece = source.read(count - len(data))
+        if not piece:
+            if data:
+                raise EOFError(f"the pipe closed after {len(data)} of {count} bytes")
+            return b""
+        data += piece
+    return bytes(data)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The child process.
 
 
-def _analyse(path: Path, markers: list[str]) -> PdfFacts:
+class _ParentRanges(io.RawIOBase):
+    """The document as a read-only, seekable file whose bytes come from the parent, block by block.
+
+    Small reads are served from the last CACHED_BLOCKS blocks; a read of a block or more (a content
+    stream, say) is asked for as it is and not kept.
+    """
+
+    def __init__(self, request_fd: int, answer_fd: int, size: int) -> None:
+        super().__init__()
+        self._requests = os.fdopen(request_fd, "wb", buffering=0)
+        self._answers = os.fdopen(answer_fd, "rb", buffering=0)
+        self._size = size
+        self._position = 0
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise OSError(f"seek to {base + offset}, before the start of the document")
+        self._position = base + offset
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._size - self._position)
+        if wanted <= 0:
+            return 0
+        if wanted >= READ_BLOCK_BYTES:
+            data = self._fetch(self._position, wanted)
+        else:
+            index, start = divmod(self._position, READ_BLOCK_BYTES)
+            data = self._block(index)[start:start + wanted]
+        buffer[:len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def _block(self, index: int) -> bytes:
+        block = self._blocks.get(index)
+        if block is None:
+            offset = index * READ_BLOCK_BYTES
+            block = self._fetch(offset, min(READ_BLOCK_BYTES, self._size - offset))
+            self._blocks[index] = block
+            if len(self._blocks) > CACHED_BLOCKS:
+                self._blocks.popitem(last=False)
+        else:
+            self._blocks.move_to_end(index)
+        return block
+
+    def _fetch(self, offset: int, length: int) -> bytes:
+        self._requests.write(_REQUEST.pack(offset, length))
+        header = _read_exactly(self._answers, _ANSWER.size)
+        count = _ANSWER.unpack(header)[0] if header else -1
+        if count <= 0:
+            raise OSError(f"the document could not be read at byte {offset}")
+        return _read_exactly(self._answers, count)
+
+
+_STREAM_KEYWORD = re.compile(rb">>\s*stream(?:\r\n|\r|\n)")
+
+
+def _skip_image_data(reader: Any, resources: Any, depth: int = 0) -> None:
+    """Let text extraction pass the page's images without reading their pixels.
+
+    pypdf resolves every XObject a content stream draws (`Do`) to see whether it is a form with
+    text, and resolving a stream object reads all of its data. For each image among `resources`'
+    XObjects, its dictionary alone is parsed from the first bytes of the object and cached in the
+    reader in its place, so extraction sees `/Subtype /Image` and moves on. Forms are resolved as
+    usual (their text counts) and their own resources get the same treatment. Anything that does not
+    parse cleanly is left for pypdf to resolve: this changes how much is read, never the result.
+    """
+    from pypdf.generic import DictionaryObject, IndirectObject
+
+    resources = resources.get_object() if resources is not None else None
+    xobjects = resources.get("/XObject") if isinstance(resources, DictionaryObject) else None
+    xobjects = xobjects.get_object() if xobjects is not None else None
+    if not isinstance(xobjects, DictionaryObject):
+        return
+    for reference in dict.values(xobjects):
+        if not isinstance(reference, IndirectObject) or reference.pdf is not reader:
+            continue
+        if reader.cache_get_indirect_object(reference.generation, reference.idnum) is not None:
+            continue
+        head = _object_dictionary(reader, reference)
+        if head is not None and head.get("/Subtype") == "/Image":
+            reader.cache_indirect_object(reference.generation, reference.idnum, head)
+        elif head is not None and head.get("/Subtype") == "/Form" and depth < XOBJECT_SCAN_MAX_DEPTH:
+            form = reference.get_object()
+            _skip_image_data(reader, form.get("/Resources") if isinstance(form, DictionaryObject) else None,
+                             depth + 1)
+
+
+def _object_dictionary(reader: Any, reference: Any) -> Any:
+    """The dictionary of a stream object, parsed without its data; None when that cannot be done cleanly."""
+    from pypdf.generic import DictionaryObject
+
+    offset = reader.xref.get(reference.generation, {}).get(reference.idnum)
+    if offset is None:  # in an object stream (never a stream object itself), or unknown
+        return None
+    stream = reader.stream
+    position = stream.tell()
+    try:
+        stream.seek(offset)
+        if reader.read_object_header(stream) != (reference.idnum, reference.generation):
+            return None
+        head = stream.read(XOBJECT_HEAD_BYTES)
+        keyword = _STREAM_KEYWORD.search(head)
+        if keyword is None:
+            return None
+        window = io.BytesIO(head[:keyword.start() + 2].lstrip())
+        dictionary = DictionaryObject.read_from_stream(window, reader)
+        return dictionary if window.tell() == len(window.getbuffer()) else None
+    except Exception:  # any parse problem: pypdf reads the object the usual way
+        return None
+    finally:
+        stream.seek(position)
+
+
+def _analyse(stream: IO[bytes], markers: list[str]) -> PdfFacts:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PyPdfError
 
     try:
-        reader = PdfReader(path, strict=False)
+        reader = PdfReader(stream, strict=False)
         if reader.is_encrypted:
             raise PdfRejected("pdf_encrypted", "encrypted or password-protected PDFs are not accepted")
         page_count = len(reader.pages)
@@ -142,6 +358,7 @@ def _find_markers(reader: Any, markers: list[str]) -> list[str]:
     for index, page in enumerate(reader.pages):
         if not wanted or index >= MARKER_SCAN_MAX_PAGES or time.monotonic() > deadline:
             break
+        _skip_image_data(reader, page.get("/Resources"))
         text = page.extract_text() or ""
         for marker in list(wanted):
             if marker in text:
@@ -163,12 +380,14 @@ def _limit_resources() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print("usage: python -m shared.pipeline.pdfcheck FILE [MARKER ...]", file=sys.stderr)
+    if len(argv) < 3:
+        print("usage: python -m shared.pipeline.pdfcheck REQUEST_FD ANSWER_FD SIZE [MARKER ...]", file=sys.stderr)
         return 2
     _limit_resources()
+    request_fd, answer_fd, size = (int(value) for value in argv[:3])
     try:
-        facts = _analyse(Path(argv[0]), argv[1:])
+        document = io.BufferedReader(_ParentRanges(request_fd, answer_fd, size), buffer_size=64 * 1024)
+        facts = _analyse(document, argv[3:])
         answer: dict[str, Any] = {"ok": True, "facts": facts.to_json()}
     except PdfRejected as rejected:
         answer = {"ok": False, "code": rejected.code, "message": str(rejected)}

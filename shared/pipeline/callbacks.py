@@ -11,8 +11,13 @@ action and every package status change:
   seconds later; callbacks arriving meanwhile share that one message and that one read.
 
 Nothing waits for a token: with none at hand the callback is recorded and the read goes to the
-queue, so the answer is fast and nothing is lost. A dropped callback is caught by a later one's
-read, or by the timer's reconciliation.
+queue, so the answer is fast and nothing is lost. A deferred read joins a `status-refresh` already
+waiting for the package instead of queueing a second one, so a backlog never turns two callbacks
+into two reads. A dropped callback is caught by a later one's read, or by the timer's reconciliation.
+
+The reader that moves a row to Finished requests its archive; a callback or refresh that finds the
+row Finished a moment later must not ask again (a second archive run repeats the downloads), so it
+only asks when the row has been Finished for a while without a request (`archive_if_forgotten`).
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ TRANSIENT_ERRORS = (RateLimitDeferred, ThrottledError, ServerError, TransportErr
 _CONNECTIVE_FINAL = {"finished", "rejected", "revoked", "failed"}
 LINK_REQUEST = "link-request"
 MAX_AWAITING_CREATION = 6  # refreshes that wait for the creation to record the Connective package id
+# A queued status-refresh counts as still waiting when it is due later than this; a message running a
+# little before the row's due time (the queue's clock and ours differ) must not count itself.
+QUEUED_READ_SLACK = timedelta(seconds=0.5)
+# How long the reader that moved a row to Finished has to send its archive request.
+ARCHIVE_REQUEST_GRACE = timedelta(minutes=2)
 
 
 class Outcome(StrEnum):
@@ -133,7 +143,7 @@ def handle_callback(store: Store, client: ConnectiveClient, settings: Settings, 
         return refused or Reply(Outcome.NOT_FOUND, 404)
     if record.status in FINAL_STATUSES:
         _record_callback(store, ref, claim, Outcome.ALREADY_FINAL)
-        ensure_archive_requested(store, record, reason="callback")
+        archive_if_forgotten(store, record, reason="callback")
         return Reply(Outcome.ALREADY_FINAL)
     if not claim.claims_final or not record.connective_package_id:
         scheduled = schedule_refresh(store, ref, reason="callback",
@@ -156,9 +166,14 @@ def read_now(store: Store, client: ConnectiveClient, settings: Settings, record:
     except TRANSIENT_ERRORS as error:
         delay_s = _retry_delay(error, settings)
         extra = then or {}
-        enqueue_refresh(store, record.ref, reason=extra.get("reason", source), delay_s=delay_s, extra=extra)
+        reason = extra.get("reason", source)
+        if reason == LINK_REQUEST:  # the signer waits for a link: this request needs its own read
+            enqueue_refresh(store, record.ref, reason=reason, delay_s=delay_s, extra=extra)
+            joined = False
+        else:
+            joined = not defer_read(store, record.ref, reason=reason, delay_s=delay_s)
         log_event(_log, "callback.read_deferred", package_ref=record.ref, error=type(error).__name__,
-                  delay_s=delay_s)
+                  delay_s=delay_s, joined=joined)
         return Reply(Outcome.DEFERRED, data={"retryInSeconds": delay_s})
     except NotFoundError as error:
         _note_error(store, record.ref, f"status read: package not found at Connective ({error.error_code})")
@@ -242,6 +257,42 @@ def enqueue_refresh(store: Store, ref: str, *, reason: str, delay_s: int, extra:
     store.clients.send_json(names.STATUS_REFRESH_QUEUE, payload, delay_s=delay_s)
 
 
+def defer_read(store: Store, ref: str, *, reason: str, delay_s: int) -> bool:
+    """Make sure a status read is queued, joining one that is still waiting. True when this call queued it.
+
+    Whatever is waiting reads after this callback arrived (every callback notes `last_callback_at`
+    first), so it reads what this one would have read.
+    """
+    now = utcnow()
+    queued_now = False
+
+    def change(record: PackageRecord) -> bool:
+        nonlocal queued_now
+        due = record.status_refresh_due_at
+        queued_now = due is None or due <= now + QUEUED_READ_SLACK
+        if queued_now:
+            record.status_refresh_due_at = now + timedelta(seconds=delay_s)
+        return queued_now
+
+    store.packages.mutate(ref, change)
+    if queued_now:
+        store.clients.send_json(names.STATUS_REFRESH_QUEUE, refresh_message(ref, reason), delay_s=delay_s)
+    return queued_now
+
+
+def archive_if_forgotten(store: Store, record: PackageRecord, *, reason: str) -> bool:
+    """Ask for the archive of a Finished row that nobody asked for, or asked long ago. True when it asked.
+
+    A row read as Finished just now is left to its reader, which sends the request right after its
+    write; a second request would run the archive twice.
+    """
+    read_at = record.last_status_read_at
+    if (record.status == PackageStatus.FINISHED and record.archive_requested_at is None
+            and read_at is not None and utcnow() - read_at < ARCHIVE_REQUEST_GRACE):
+        return False
+    return ensure_archive_requested(store, record, reason=reason)
+
+
 def _note_error(store: Store, ref: str, text: str) -> None:
     def change(record: PackageRecord) -> bool:
         record.last_error = text
@@ -265,7 +316,7 @@ def handle_status_refresh(store: Store, client: ConnectiveClient, settings: Sett
         return Reply(Outcome.DROPPED, detail="unknown package")
     link_request = message.get("reason") == LINK_REQUEST
     if record.status in FINAL_STATUSES:
-        ensure_archive_requested(store, record, reason="status-refresh")
+        archive_if_forgotten(store, record, reason="status-refresh")
         return Reply(Outcome.ALREADY_FINAL)
     if not record.connective_package_id:
         return _await_creation(store, settings, record, message)

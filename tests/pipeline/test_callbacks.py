@@ -7,6 +7,7 @@ and reordering are exact, and the sandbox's call counter shows what each step co
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -223,3 +224,48 @@ def test_the_http_function_answers_problem_json_for_a_bad_token_and_200_for_a_fi
     assert refused.status_code == 401 and refused.mimetype == "application/problem+json"
     accepted = call(token_for(ref))
     assert accepted.status_code == 200 and b"already-final" in accepted.get_body()
+
+
+def test_a_final_callback_without_a_token_joins_the_read_already_queued(
+        store, sandbox, recorder, storage_connection_string) -> None:
+    settings = settings_for(sandbox, storage_connection_string, STATUS_REFRESH_DELAY_S="1")
+    client = client_for(sandbox)
+    ref = new_ref()
+    package_id = instant_package(client, ref, ["ann@example.com"], recorder.callback_url(ref))
+    insert_row(store, ref, package_id)
+    act(sandbox, package_id, actors(sandbox, package_id)[0]["id"], "sign")
+    captured = wait_until(lambda: [c for c in recorder.for_ref(ref) if c.query["packageStatus"] == "Finished"]
+                          and recorder.for_ref(ref))
+    pending = next(c for c in captured if c.query["packageStatus"] != "Finished")
+    final = next(c for c in captured if c.query["packageStatus"] == "Finished")
+    before = calls_by_operation(sandbox).get("GetPackageStatus", 0)
+
+    assert replay(store, client, settings, pending).outcome is Outcome.COALESCED  # a read queued for 1 s on
+    starved = client_for(sandbox, exhausted_limiter(window_s=1.0))
+    assert replay(store, starved, settings, final).outcome is Outcome.DEFERRED  # joins it: no second message
+
+    messages = queued(store, names.STATUS_REFRESH_QUEUE, ref, wait_s=1.5)
+    assert messages == [{"packageRef": ref, "reason": "callback"}]
+    assert handle_status_refresh(store, client, settings, messages[0]).outcome is Outcome.APPLIED
+    assert calls_by_operation(sandbox).get("GetPackageStatus", 0) - before == 1
+    row = store.packages.get(ref)
+    assert row is not None and row.status is PackageStatus.FINISHED
+
+
+def test_a_row_just_read_as_finished_is_left_to_its_reader_to_archive(
+        store, sandbox, storage_connection_string) -> None:
+    settings = settings_for(sandbox, storage_connection_string)
+    client = client_for(sandbox)
+    just_now, long_ago = new_ref(), new_ref()
+    now = datetime.now(UTC)
+    insert_row(store, just_now, "p-1", PackageStatus.FINISHED, last_status_read_at=now)
+    insert_row(store, long_ago, "p-2", PackageStatus.FINISHED, last_status_read_at=now - timedelta(minutes=5))
+    for ref in (just_now, long_ago):
+        reply = handle_callback(store, client, settings, ref, token_for(ref), CallbackClaim("Finished"))
+        assert reply.outcome is Outcome.ALREADY_FINAL
+    # The reader of `just_now` sends its own request right after its write: a second one would archive twice.
+    rows = {ref: store.packages.get(ref) for ref in (just_now, long_ago)}
+    assert rows[just_now] is not None and rows[just_now].archive_requested_at is None
+    assert rows[long_ago] is not None and rows[long_ago].archive_requested_at is not None  # its request was lost
+    assert [e["kind"] for e in store.events.history(just_now)] == ["callback_received"]
+    assert calls_by_operation(sandbox).get("GetPackageStatus", 0) == 0

@@ -11,7 +11,7 @@ import threading
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from devtools.sandbox import fields
 from devtools.sandbox.errors import bad_request, conflict
@@ -46,13 +46,6 @@ class DocumentStore:
                 raise bad_request(f"{what}.Invalid", f"{what} is not valid base64") from None
         path = self.new_path()
         path.write_bytes(raw)
-        return path
-
-    def adopt(self, source: BinaryIO) -> Path:
-        """Copy a stream (a multipart part spooled to disk) into the store, in chunks."""
-        path = self.new_path()
-        with path.open("wb") as target:
-            shutil.copyfileobj(source, target, CHUNK)
         return path
 
     def clear(self) -> None:

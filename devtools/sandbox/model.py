@@ -47,7 +47,7 @@ class Document:
     external_reference: str | None = None
     correlation_id: str | None = None
     locations: list[Location] = field(default_factory=list)
-    signed_path: Path | None = None  # the stamped copy, made on first download
+    signed_path: Path | None = None  # the stamped copy, made when the package finishes
 
 
 @dataclass

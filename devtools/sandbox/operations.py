@@ -93,7 +93,7 @@ def _new_package(sandbox: Sandbox, request: ApiRequest, fallback_name: str | Non
 def _upload(sandbox: Sandbox, request: ApiRequest, part: str, required: bool) -> Path | None:
     """A document's bytes, from a multipart part or a base64 property, saved to disk."""
     if part.lower() in request.files:
-        return sandbox.store.adopt(request.files[part.lower()])
+        return request.files.pop(part.lower())
     encoded = fields.get(request.data, part)
     if encoded is None or encoded == "":
         if required:

@@ -70,27 +70,28 @@ def _large_documents(function: F) -> F:
 @_large_documents
 def inspect_pdf(path: Path) -> PdfInfo:
     """Open and check a PDF; raises InvalidPdf with a readable reason."""
+    # pypdf given a path reads the whole file into memory; given an open file it reads what it parses.
     with path.open("rb") as handle:
         if not handle.read(1024).lstrip().startswith(b"%PDF-"):
             raise InvalidPdf("the document is not a PDF (no %PDF- header)")
-    try:
-        reader = PdfReader(path, strict=True)
-        if reader.is_encrypted:
-            raise InvalidPdf("encrypted PDFs are not accepted")
-        page_sizes = []
-        for page in reader.pages:
-            box = page.mediabox
-            width, height = float(box.width), float(box.height)
-            if width <= 0 or height <= 0 or max(width, height) > MAX_PAGE_POINTS:
-                raise InvalidPdf("a page is empty or larger than 3.99 m")
-            page_sizes.append((width, height))
-        if not page_sizes:
-            raise InvalidPdf("the PDF has no pages")
-        all_fields, signature_fields = _widgets(reader, page_sizes)
-    except InvalidPdf:
-        raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as error:
-        raise InvalidPdf(f"the PDF is damaged: {error}") from None
+        try:
+            reader = PdfReader(handle, strict=True)
+            if reader.is_encrypted:
+                raise InvalidPdf("encrypted PDFs are not accepted")
+            page_sizes = []
+            for page in reader.pages:
+                box = page.mediabox
+                width, height = float(box.width), float(box.height)
+                if width <= 0 or height <= 0 or max(width, height) > MAX_PAGE_POINTS:
+                    raise InvalidPdf("a page is empty or larger than 3.99 m")
+                page_sizes.append((width, height))
+            if not page_sizes:
+                raise InvalidPdf("the PDF has no pages")
+            all_fields, signature_fields = _widgets(reader, page_sizes)
+        except InvalidPdf:
+            raise
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as error:
+            raise InvalidPdf(f"the PDF is damaged: {error}") from None
     return PdfInfo(page_sizes=page_sizes, signature_fields=signature_fields, all_fields=all_fields)
 
 
@@ -125,22 +126,23 @@ def _widgets(reader: PdfReader, page_sizes: list[tuple[float, float]]) -> tuple[
 @_large_documents
 def find_marker(path: Path, marker: str, page_sizes: list[tuple[float, float]]) -> Rect | None:
     """The first place where the text marker is written; the location box starts there."""
-    reader = PdfReader(path)
-    for index, page in enumerate(reader.pages):
-        hits: list[tuple[float, float, float]] = []
+    with path.open("rb") as handle:
+        reader = PdfReader(handle)
+        for index, page in enumerate(reader.pages):
+            hits: list[tuple[float, float, float]] = []
 
-        def visit(text: str, cm: list[float], tm: list[float], _font: object, size: float,
-                  hits: list[tuple[float, float, float]] = hits) -> None:
-            if marker in text:
-                x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-                y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-                hits.append((x, y, size or 12.0))
+            def visit(text: str, cm: list[float], tm: list[float], _font: object, size: float,
+                      hits: list[tuple[float, float, float]] = hits) -> None:
+                if marker in text:
+                    x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+                    y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+                    hits.append((x, y, size or 12.0))
 
-        page.extract_text(visitor_text=visit)
-        if hits:
-            x, baseline, size = hits[0]
-            page_height = page_sizes[index][1]
-            return Rect(index + 1, x, max(page_height - baseline - size, 0.0), *MARKER_BOX)
+            page.extract_text(visitor_text=visit)
+            if hits:
+                x, baseline, size = hits[0]
+                page_height = page_sizes[index][1]
+                return Rect(index + 1, x, max(page_height - baseline - size, 0.0), *MARKER_BOX)
     return None
 
 

@@ -163,6 +163,8 @@ class Sandbox:
         now = self.clock.now()
         if decision == "sign":
             self.emit(lifecycle.sign(package, holder, actor, person, now))
+            if package.status == "Finished":
+                self._stamp_in_background(list(package.documents))
         elif decision == "reject":
             self.emit(lifecycle.reject(package, actor, person, reason or "Rejected", now))
         else:
@@ -186,6 +188,20 @@ class Sandbox:
         return f"{self.link_base}/sign/{token}"
 
     # ----- signed files ----------------------------------------------------------------------------
+    def _stamp_in_background(self, documents: list[Document]) -> None:
+        """Make the signed files as the package finishes, as Connective does, not when they are first fetched.
+
+        A thread, because the caller holds the state lock; a download that comes first waits for the stamp.
+        """
+        def stamp_all() -> None:
+            for document in documents:
+                try:
+                    self.signed_file(document)
+                except Exception:  # the download tries again and reports its own failure
+                    LOG.exception("stamping document %s failed", document.id)
+
+        threading.Thread(target=stamp_all, name="sandbox-stamp", daemon=True).start()
+
     def signed_file(self, document: Document) -> Path:
         """The stamped copy of a finished document, made once (outside the state lock)."""
         if document.document_type != "application/pdf":

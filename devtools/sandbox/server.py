@@ -15,6 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,7 +31,7 @@ from devtools.sandbox.wire import ApiRequest, Reply
 
 LOG = logging.getLogger("devtools.sandbox.server")
 CHUNK = 1024 * 1024
-SPOOL_LIMIT = 1024 * 1024  # multipart parts larger than this go to a temp file
+MAX_DATA_PART_BYTES = 8 * 1024 * 1024  # the multipart Data part (JSON) is read into memory
 DRAIN_LIMIT = 64 * 1024  # unread request bodies up to this are drained; larger ones close the connection
 
 
@@ -211,9 +212,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _run(self, operation: Operation, params: dict[str, str], query: dict[str, str], user: str,
              version: str) -> Reply:
-        parts: list[Any] = []
+        files: dict[str, Path] = {}
         try:
-            data, files, parts = self._read_api_body()
+            data, files = self._read_api_body()
             request = ApiRequest(params=params, query={k.lower(): v for k, v in query.items()}, user=user,
                                  data=data, files=files, version=version)
             return operation.handler(self.sandbox, request)
@@ -223,8 +224,8 @@ class Handler(BaseHTTPRequestHandler):
             LOG.exception("operation %s failed", operation.name)
             return Reply(500, json=ApiError(500, "Server.Error", "unexpected sandbox error"))
         finally:
-            for part in parts:
-                part.close()
+            for path in files.values():  # parts the operation did not take
+                path.unlink(missing_ok=True)
 
     # ----- auth ------------------------------------------------------------------------------------
     def _authenticate(self) -> str:
@@ -263,41 +264,62 @@ class Handler(BaseHTTPRequestHandler):
             raise bad_request("Request.InvalidJson", "the body is not valid JSON") from None
         return fold(value) if fold_keys else value
 
-    def _read_api_body(self) -> tuple[dict[str, Any], dict[str, BinaryIO], list[Any]]:
+    def _read_api_body(self) -> tuple[dict[str, Any], dict[str, Path]]:
         content_type = self.headers.get("Content-Type", "")
         if content_type.lower().startswith("multipart/form-data"):
             return self._read_multipart(content_type)
         data = self._read_json()
         if not isinstance(data, dict):
             raise bad_request("Request.InvalidJson", "the body must be a JSON object")
-        return data, {}, []
+        return data, {}
 
-    def _read_multipart(self, content_type: str) -> tuple[dict[str, Any], dict[str, BinaryIO], list[Any]]:
+    def _read_multipart(self, content_type: str) -> tuple[dict[str, Any], dict[str, Path]]:
+        """The Data part as JSON, and every other part written straight into the document store as it arrives."""
         _, options = multipart.parse_options_header(content_type)
         boundary = options.get("boundary")
         if not boundary:
             raise bad_request("Request.InvalidMultipart", "multipart body without a boundary")
         stream, length = self._body_stream()
-        parser = multipart.MultipartParser(stream, boundary, content_length=length, spool_limit=SPOOL_LIMIT)
-        parts: list[Any] = []
+        parser = multipart.PushMultipartParser(boundary, content_length=length)
         data: dict[str, Any] = {}
-        files: dict[str, BinaryIO] = {}
+        files: dict[str, Path] = {}
+        json_part: bytearray | None = None
+        charset = "utf-8"
+        target: BinaryIO | None = None
         try:
-            for part in parser:
-                parts.append(part)
-                if part.name.lower() == "data" and part.filename is None:
-                    parsed = json.loads(part.value or "{}")
+            for event in parser.parse_blocking(stream.read, CHUNK):
+                if isinstance(event, multipart.MultipartSegment):
+                    name = (event.name or "").lower()
+                    if name == "data" and event.filename is None:
+                        json_part, charset = bytearray(), event.charset or "utf-8"
+                    else:
+                        if name in files:
+                            files.pop(name).unlink(missing_ok=True)
+                        files[name] = self.sandbox.store.new_path()
+                        target = files[name].open("wb")
+                elif event and target is not None:
+                    target.write(event)
+                elif event and json_part is not None:
+                    json_part += event
+                    if len(json_part) > MAX_DATA_PART_BYTES:
+                        raise ValueError(f"the Data part is larger than {MAX_DATA_PART_BYTES} bytes")
+                elif target is not None:  # the end of a file part
+                    target.close()
+                    target = None
+                elif json_part is not None:  # the end of the Data part
+                    parsed = json.loads(json_part.decode(charset) or "{}")
                     if not isinstance(parsed, dict):
                         raise ValueError("Data must be a JSON object")
-                    data = fold(parsed)
-                else:
-                    part.file.seek(0)
-                    files[part.name.lower()] = part.file
-        except (multipart.MultipartError, ValueError) as error:
-            for part in parts:
-                part.close()
-            raise bad_request("Request.InvalidMultipart", f"the multipart body is malformed: {error}") from None
-        return data, files, parts
+                    data, json_part = fold(parsed), None
+        except BaseException as error:
+            if target is not None:
+                target.close()
+            for path in files.values():
+                path.unlink(missing_ok=True)
+            if isinstance(error, multipart.MultipartError | ValueError):
+                raise bad_request("Request.InvalidMultipart", f"the multipart body is malformed: {error}") from None
+            raise
+        return data, files
 
     def _finish_body(self) -> None:
         """Keep the connection usable: drain a small unread body, or close after a large one."""

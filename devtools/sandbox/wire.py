@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 
 @dataclass
@@ -13,7 +13,9 @@ class ApiRequest:
     query: dict[str, str]  # query parameters, lower-case names
     user: str
     data: dict[str, Any]  # the JSON body (or the multipart Data part), keys folded to lower case
-    files: dict[str, BinaryIO] = field(default_factory=dict)  # multipart file parts, lower-case names
+    # multipart file parts by lower-case name, already in the document store; an operation that keeps one pops it
+    # (the server deletes the rest)
+    files: dict[str, Path] = field(default_factory=dict)
     version: str = "3"  # "3" or "3.1"
 
 

@@ -8,9 +8,10 @@ import io
 import json
 
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 
 from shared.connective import NotFoundError
-from shared.pipeline.archive import ArchiveOutcome, handle_archive_request
+from shared.pipeline.archive import BLOCK_BYTES, ArchiveOutcome, BlobSink, handle_archive_request
 from shared.pipeline.status_sync import apply_status
 from shared.storage import names
 from shared.storage.status import PackageStatus
@@ -188,3 +189,25 @@ def test_delete_after_archive_removes_the_package_at_connective(store, sandbox, 
     assert row is not None and row.status is PackageStatus.ARCHIVED and row.connective_deleted_at is not None
     assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is \
         ArchiveOutcome.ALREADY_ARCHIVED  # no second delete
+
+
+def test_a_sink_stages_blocks_in_the_background_and_commits_them_in_order(store) -> None:
+    container = store.clients.container(names.SIGNED_CONTAINER)
+    blob = container.get_blob_client(f"sink-test/{new_ref()}.bin")
+    data = b"".join(bytes([n]) * 1_000_003 for n in range(23))  # 23 MB in odd-sized writes: three blocks
+    sink = BlobSink(blob)
+    for start in range(0, len(data), 1_000_003):
+        sink.write(data[start:start + 1_000_003])
+    assert sink.commit("application/octet-stream", {"kind": "test"}) == hashlib.sha256(data).hexdigest()
+    assert blob.download_blob().readall() == data
+    assert len(blob.get_block_list()[0]) == 3
+    assert blob.get_blob_properties().metadata["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_failed_stage_is_raised_and_nothing_is_committed(store) -> None:
+    missing = store.clients.blob_service.get_container_client(f"gone-{new_ref()}".lower()[:60])
+    sink = BlobSink(missing.get_blob_client("x.bin"))
+    with pytest.raises(ResourceNotFoundError):
+        for _ in range(4):
+            sink.write(b"x" * BLOCK_BYTES)
+        sink.commit("application/octet-stream", {})

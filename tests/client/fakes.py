@@ -69,6 +69,8 @@ class FakeAdapter(BaseAdapter):
             while chunk := body.read(64 * 1024):  # type: ignore[union-attr]
                 chunks.append(chunk)
             data = b"".join(chunks)
+        elif body is not None and not isinstance(body, str | bytes):  # an iterable of blocks
+            data = b"".join(body)  # type: ignore[arg-type]
         else:
             data = body.encode() if isinstance(body, str) else (body or b"")
         self.sent.append(Sent(request.method or "", request.url or "", dict(request.headers), data))

@@ -213,3 +213,15 @@ def test_a_short_rate_wait_defers_instead_of_sleeping_while_others_hold_the_budg
     assert time.monotonic() - started < 0.2
     assert 29 < caught.value.retry_after_s <= 30.5
     assert len(h.adapter.sent) == 3
+
+
+def test_a_streamed_multipart_body_declares_its_length_and_arrives_whole():
+    """Sent in large blocks, never with chunked transfer encoding (Connective expects a Content-Length)."""
+    h = make_client(multipart_threshold_bytes=1000)
+    h.adapter.script((200, ADDED))
+    document = b"%PDF-1.4 " + bytes(range(256)) * 12_000  # 3 MB: several send blocks
+    h.client.add_document_to_package(PACKAGE_ID, {"document_name": "big"}, io.BytesIO(document))
+    sent = h.adapter.sent[0]
+    assert "Transfer-Encoding" not in sent.headers
+    assert sent.headers["Content-Length"] == str(len(sent.body))
+    assert multipart_parts(sent)["Document"] == ("application/pdf", document)

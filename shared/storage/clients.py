@@ -29,6 +29,7 @@ from azure.storage.queue import (
 from shared.config import Settings
 from shared.storage.names import DOCUMENT_STORAGE_CONNECTION
 
+BLOB_READ_BYTES = 8 * 1024 * 1024
 _created: set[tuple[str, str, str]] = set()
 _created_lock = threading.Lock()
 
@@ -66,9 +67,13 @@ class StorageClients:
 
     @cached_property
     def blob_service(self) -> BlobServiceClient:
+        # Downloads in 8 MiB ranges, the first one included (the SDK's defaults: 32 MiB, then 4 MiB):
+        # a streamed document holds at most one range in memory, and 105 MB read about twice as fast.
         if self._connection_string:
-            return BlobServiceClient.from_connection_string(self._connection_string)
-        return BlobServiceClient(self._identity_parts["blobServiceUri"], credential=self._credential)
+            return BlobServiceClient.from_connection_string(
+                self._connection_string, max_single_get_size=BLOB_READ_BYTES, max_chunk_get_size=BLOB_READ_BYTES)
+        return BlobServiceClient(self._identity_parts["blobServiceUri"], credential=self._credential,
+                                 max_single_get_size=BLOB_READ_BYTES, max_chunk_get_size=BLOB_READ_BYTES)
 
     @cached_property
     def table_service(self) -> TableServiceClient:

@@ -40,10 +40,12 @@ Figures (per scenario, `saturation.` or `saturation_local_only.`):
   which the sandbox's throttle accepted the app's calls (`/_sandbox/stats?times=1`), over the
   steady state. The steady state starts `WARM_UP_WINDOWS` windows after the first accepted call
   (left out: the workers' first leases, taken while each instance's clock is known only to +-1 s,
-  its Table Date headers not yet measured) and ends at the last accepted Create Instant Package
-  (left out: the tail after the backlog of packages to create is gone, when only the last
-  packages' status reads and downloads remain and the app has less work than budget, which says
-  nothing about sharing the budget).
+  its Table Date headers not yet measured, while the queue listeners fill up) and ends at the last
+  read of the rows (every `ROWS_POLL_S`) that found a package still waiting to be created
+  (Received, which includes creations deferred for want of a token). Left out: the tail after the
+  backlog is gone, when only the last packages' status reads and downloads remain, paced by the
+  sandbox's callbacks (one sender, one at a time) rather than by the budget, and the app has less
+  work than budget, which says nothing about sharing the budget.
 - `throttled_429`: the 429s the sandbox answered the app.
 - `machine_idle_pct`: the machine's idle CPU over the steady state (Linux /proc/stat). Near 0, the
   machine, not the budget, limits how fast the app asks for calls: Azurite, the sandbox, the host
@@ -70,7 +72,6 @@ from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import requests
@@ -97,12 +98,12 @@ LOCAL_ONLY_EXTRA_WINDOWS = 2
 # The shared run has this long (from the host's start) to archive everything; the local-only run as long as it took.
 RUN_LIMIT_S = 150.0
 PROGRESS_EVERY_S = 5.0
-# Reading every row costs Azurite and the bench CPU the app needs; `seconds` is exact to this much.
+# Reading every row costs Azurite and the bench CPU the app needs; `seconds` and the steady state's end are
+# exact to this much.
 ROWS_POLL_S = 2.0
 INTAKE_THREADS = 8
 # Watched by no trigger: the bench runs intake on these PDFs itself, before the workers start.
 BACKLOG_CONTAINER = "saturation-backlog"
-CREATE_OPERATION = "create_instant_package"
 THROTTLED = 429
 # The timer's sweeps and reminders are not part of draining a backlog; once a year keeps them out.
 NO_MAINTENANCE = "0 0 0 1 1 *"
@@ -155,6 +156,7 @@ class Observation:
     worker_pids: list[int]
     front_pid: int
     machine: MachineIdle
+    backlog_until: float  # wall clock of the last read of the rows that found a package waiting to be created
 
     @property
     def archived(self) -> int:
@@ -213,19 +215,23 @@ class MachineIdle:
 
 
 @dataclass
-class ProgressLine:
-    """Every few seconds: where the packages are, the calls the sandbox accepted and the 429s."""
+class RunWatch:
+    """Called after every read of the rows: samples the machine, notes whether the backlog is still there,
+    and every few seconds prints where the packages are, the calls the sandbox accepted and the 429s."""
 
     bench: BenchWorld
     inputs: list[DroppedInput]
-    machine: MachineIdle
-    last_at: float = field(default=-math.inf)
+    machine: MachineIdle = field(default_factory=MachineIdle)
+    backlog_seen_at: float = 0.0  # wall clock of the last read that found a package waiting to be created
+    printed_at: float = field(default=-math.inf)
 
     def __call__(self, rows: dict[str, PackageRecord], elapsed_s: float) -> None:
         self.machine.sample()
-        if elapsed_s - self.last_at < PROGRESS_EVERY_S:
+        if any(i.ref not in rows or rows[i.ref].status is PackageStatus.RECEIVED for i in self.inputs):
+            self.backlog_seen_at = time.time()
+        if elapsed_s - self.printed_at < PROGRESS_EVERY_S:
             return
-        self.last_at = elapsed_s
+        self.printed_at = elapsed_s
         stats = self.bench.stats()
         user = self.bench.world.sandbox_credentials[0]
         counts = status_counts(self.inputs, rows)
@@ -249,10 +255,9 @@ def observe(bench: BenchWorld, scenario: Scenario, budget: Budget, packages: int
     host.start()
     print(f"  host with {host.workers} workers ready in {time.time() - started_at:.1f} s", flush=True)
     store = Store(StorageClients(bench.connection_string))
-    machine = MachineIdle()
-    rows = wait_until_settled(store, inputs, timeout_s=limit_s - (time.time() - started_at),
-                              on_tick=ProgressLine(bench, inputs, machine), poll_s=ROWS_POLL_S,
-                              report_every_s=math.inf)
+    watch = RunWatch(bench, inputs)
+    rows = wait_until_settled(store, inputs, timeout_s=limit_s - (time.time() - started_at), on_tick=watch,
+                              poll_s=ROWS_POLL_S, report_every_s=math.inf)
     seconds = time.time() - started_at
     stats = bench.stats(times=True)
     user = bench.world.sandbox_credentials[0]
@@ -263,12 +268,9 @@ def observe(bench: BenchWorld, scenario: Scenario, budget: Budget, packages: int
         throttled=int(stats["throttled_by_user"].get(user, 0)),
         calls=host.events("connective.call"),
         pid_by_invocation={e["invocation_id"]: int(e["pid"]) for e in host.events("host.invocation")},
-        worker_pids=host.worker_pids(), front_pid=host.process.pid, machine=machine,
+        worker_pids=host.worker_pids(), front_pid=host.process.pid,
+        machine=watch.machine, backlog_until=watch.backlog_seen_at,
     )
-
-
-def _epoch(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp).timestamp()
 
 
 def accepted(call: dict[str, Any]) -> bool:
@@ -277,11 +279,12 @@ def accepted(call: dict[str, Any]) -> bool:
 
 
 def steady_state(observation: Observation) -> tuple[float, float]:
-    """From WARM_UP_WINDOWS windows after the first accepted call to the last accepted create."""
-    creates = [_epoch(c["ts"]) for c in observation.calls if c.get("operation") == CREATE_OPERATION and accepted(c)]
-    if not observation.accepted_times or not creates:
+    """From WARM_UP_WINDOWS windows after the first accepted call to the last sight of a package waiting to be
+    created; an empty span (0, 0) when there is none."""
+    if not observation.accepted_times:
         return 0.0, 0.0
-    return observation.accepted_times[0] + WARM_UP_WINDOWS * observation.budget.window_s, max(creates)
+    start = observation.accepted_times[0] + WARM_UP_WINDOWS * observation.budget.window_s
+    return (start, observation.backlog_until) if observation.backlog_until > start else (0.0, 0.0)
 
 
 def fairness(counts: Sequence[int]) -> float:
@@ -342,7 +345,8 @@ def run(packages: int = 300, workers: int = 4, rate_calls: int = 100, rate_windo
         results.update(scenario_figures(shared))
         # Long enough to cover the shared run's steady state: what 429s cost shows there, and the rest would only
         # add minutes to `python -m bench`.
-        local_limit_s = steady_state(shared)[1] - shared.started_at + LOCAL_ONLY_EXTRA_WINDOWS * budget.window_s
+        shared_end = steady_state(shared)[1] or shared.started_at + shared.seconds
+        local_limit_s = shared_end - shared.started_at + LOCAL_ONLY_EXTRA_WINDOWS * budget.window_s
         local_only = observe(bench, LOCAL_ONLY, budget, packages, local_limit_s)
         results.update(scenario_figures(local_only))
     return results

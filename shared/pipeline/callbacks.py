@@ -58,8 +58,10 @@ MAX_AWAITING_CREATION = 6  # refreshes that wait for the creation to record the 
 # A queued status-refresh counts as still waiting when it is due later than this; a message running a
 # little before the row's due time (the queue's clock and ours differ) must not count itself.
 QUEUED_READ_SLACK = timedelta(seconds=0.5)
-# How long the reader that moved a row to Finished has to send its archive request.
-ARCHIVE_REQUEST_GRACE = timedelta(minutes=2)
+# How long the reader that moved a row to Finished has to send its archive request (its history and
+# webhook writes come first; seconds under load). Past it, a Finished row without a request is taken
+# for a reader that died, and the next callback or refresh asks.
+ARCHIVE_REQUEST_GRACE = timedelta(seconds=15)
 
 
 class Outcome(StrEnum):

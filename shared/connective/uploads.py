@@ -16,6 +16,8 @@ import base64
 import io
 import json
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Protocol
 
@@ -28,6 +30,9 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 # code and a socket send: for a 100 MB document that is 6,400 rounds. An iterable body is sent in the
 # blocks it yields.
 SEND_BLOCK_BYTES = 1024 * 1024
+# Blocks read from the document source while earlier ones are being sent: one blob range (8 MiB), so
+# the next ranged GET runs while the previous range goes out, instead of the send waiting for it.
+READ_AHEAD_BLOCKS = 8
 
 
 class RequestBody(Protocol):
@@ -92,15 +97,48 @@ def _is_seekable(stream: IO[bytes]) -> bool:
 
 class _EncodedBlocks:
     """The multipart encoder as an iterable of SEND_BLOCK_BYTES blocks, with the length requests sends as
-    Content-Length. Deliberately without `read`: urllib3 prefers `read(16 KiB)` when a body has one."""
+    Content-Length. Deliberately without `read`: urllib3 prefers `read(16 KiB)` when a body has one.
+
+    A thread reads up to READ_AHEAD_BLOCKS blocks ahead of the send. An error of the source (a blob
+    that changed, a stream that ended early) is raised where the send takes the next block; a send
+    that stops early stops the reader too.
+    """
 
     def __init__(self, encoder: MultipartEncoder) -> None:
         self._encoder = encoder
         self.len = encoder.len
 
     def __iter__(self) -> Iterator[bytes]:
-        while block := self._encoder.read(SEND_BLOCK_BYTES):
-            yield block
+        blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=READ_AHEAD_BLOCKS)
+        sending = threading.Event()
+        sending.set()
+
+        def hand_over(item: bytes | BaseException | None) -> bool:
+            while sending.is_set():
+                try:
+                    blocks.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read_ahead() -> None:
+            try:
+                while block := self._encoder.read(SEND_BLOCK_BYTES):
+                    if not hand_over(block):
+                        return
+                hand_over(None)
+            except BaseException as error:  # raised again by the sending side
+                hand_over(error)
+
+        threading.Thread(target=read_ahead, name="upload-read-ahead", daemon=True).start()
+        try:
+            while (item := blocks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            sending.clear()
 
 
 class MultipartBody:

@@ -225,3 +225,29 @@ def test_a_streamed_multipart_body_declares_its_length_and_arrives_whole():
     assert "Transfer-Encoding" not in sent.headers
     assert sent.headers["Content-Length"] == str(len(sent.body))
     assert multipart_parts(sent)["Document"] == ("application/pdf", document)
+
+
+def test_a_document_source_that_fails_mid_upload_fails_the_call_and_stops_reading_ahead():
+    class FailingAfter(io.RawIOBase):
+        def __init__(self) -> None:
+            self.served = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:
+            if self.served >= 3_000_000:
+                raise OSError("the source broke")
+            buffer[:len(buffer)] = b"x" * len(buffer)
+            self.served += len(buffer)
+            return len(buffer)
+
+    h = make_client(multipart_threshold_bytes=1000)
+    h.adapter.script((200, ADDED))
+    with pytest.raises(OSError, match="the source broke"):
+        h.client.add_document_to_package(PACKAGE_ID, {"document_name": "big"}, lambda: FailingAfter(),
+                                         document_length=10_000_000)
+    deadline = time.monotonic() + 2
+    while any(t.name == "upload-read-ahead" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name == "upload-read-ahead" for t in threading.enumerate())

@@ -136,8 +136,10 @@ class BlobSink:
         self.size += len(data)
         self._buffer.extend(data)
         while len(self._buffer) >= BLOCK_BYTES:
-            self._stage(bytes(self._buffer[:BLOCK_BYTES]))
+            with memoryview(self._buffer) as filled:
+                block = bytes(filled[:BLOCK_BYTES])  # one copy (slicing the bytearray would make two)
             del self._buffer[:BLOCK_BYTES]
+            self._stage(block)
         return len(data)
 
     def _stage(self, chunk: bytes) -> None:

@@ -101,9 +101,11 @@ class Sandbox:
         return package
 
     def emit(self, events: list[Event]) -> None:
-        """Queue a callback per event for packages that registered a CallBackUrl."""
+        """Queue a callback per event for packages that registered a CallBackUrl; stamp packages that finished."""
         for event in events:
             package = self.packages.get(event.package_id)
+            if package is not None and event.actor_id is None and event.package_status == "Finished":
+                self._stamp_in_background(list(package.documents))
             if package is None or not package.callback_url:
                 continue
             body: dict[str, Any] = {"PackageId": event.package_id, "PackageStatus": event.package_status,
@@ -163,8 +165,6 @@ class Sandbox:
         now = self.clock.now()
         if decision == "sign":
             self.emit(lifecycle.sign(package, holder, actor, person, now))
-            if package.status == "Finished":
-                self._stamp_in_background(list(package.documents))
         elif decision == "reject":
             self.emit(lifecycle.reject(package, actor, person, reason or "Rejected", now))
         else:

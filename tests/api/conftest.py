@@ -25,6 +25,7 @@ from shared.api.operations import find
 from shared.config import Settings
 from shared.storage.store import Store, shared_store
 from tests.conftest import SandboxHandle
+from tests.pipeline.intake_support import base_env
 
 PUBLIC_BASE_URL = "https://signing.example.com"
 SIGNING_SECRET = "api-test-webhook-secret"
@@ -61,22 +62,13 @@ class Answer:
 
 
 def env_for(connection_string: str, sandbox: SandboxHandle | None = None, **extra: str) -> dict[str, str]:
-    env = {
-        "DocumentStorage": connection_string,
+    api_settings = {
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "CALLBACK_SECRETS": "api-test-callback-secret",
         "WEBHOOK_SIGNING_SECRET": SIGNING_SECRET,
         "WEBHOOK_ALLOW_LOOPBACK": "true",
-        "DEFAULT_INITIATOR": "initiator@example.com",
-        "CONNECTIVE_USERNAME": "nobody",
-        "CONNECTIVE_RETRY_MAX_ATTEMPTS": "2",
-        "CONNECTIVE_RETRY_TOTAL_S": "5",
     }
-    if sandbox is not None:
-        env.update({"CONNECTIVE_BASE_URL": sandbox.base_url, "CONNECTIVE_USERNAME": sandbox.user,
-                    "CONNECTIVE_PASSWORD": sandbox.password})
-    env.update(extra)
-    return env
+    return base_env(connection_string, sandbox, **{**api_settings, **extra})
 
 
 class ApiClient:

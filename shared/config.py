@@ -101,6 +101,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STUCK_CREATION_AFTER_MIN", "30",
             "Minutes a row may sit unchanged in Received, or in Creating with no live attempt, before the timer "
             "sends its creation request again (then after twice as long each time, at most 5 times)."),
+    Setting("ARCHIVE_STUCK_AFTER_MIN", "15",
+            "Minutes a row may sit unchanged in Finished before the timer sends its archive request again "
+            "(then after twice as long each time, at most 5 times)."),
     # HTTP API and webhooks.
     Setting("WEBHOOK_SIGNING_SECRET", None,
             "Comma-separated HMAC-SHA256 secrets that sign webhook deliveries; each adds a v1= signature (rotation).",

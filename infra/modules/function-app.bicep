@@ -177,6 +177,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     MAINTENANCE_TIME_BUDGET_S: '240'
     MAINTENANCE_SWEEP_EVERY_MIN: '60'
     STUCK_CREATION_AFTER_MIN: '30'
+    ARCHIVE_STUCK_AFTER_MIN: '15'
     // HTTP API and webhooks.
     WEBHOOK_SIGNING_SECRET: '${keyVaultPrefix}WEBHOOK-SIGNING-SECRET)'
     WEBHOOK_MAX_ATTEMPTS: '6'

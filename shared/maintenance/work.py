@@ -10,7 +10,8 @@ was not sent (no token, 409, a refusal not possibly applied) is taken back.
 
 A row stuck before Pending gets its `package-requests` message again. That is always safe: creation
 holds a lease against parallel attempts and looks the package up by ExternalPackageReference before it
-creates anything, so a repeated message never makes a second package.
+creates anything, so a repeated message never makes a second package. Likewise a row stuck in Finished
+gets its `archive-requests` message again; the archive is idempotent.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from shared.connective.client import ConnectiveClient
 from shared.connective.errors import (
@@ -32,7 +34,7 @@ from shared.connective.errors import (
 )
 from shared.logging import get_logger, log_event
 from shared.maintenance.budget import RunBudget
-from shared.pipeline.status_sync import apply_status
+from shared.pipeline.status_sync import apply_status, archive_message
 from shared.storage import names
 from shared.storage.packages import PackageRecord
 from shared.storage.schedule import DuePolicy, WorkKind, last_heard_of
@@ -47,7 +49,7 @@ class Outcome(StrEnum):
     RECONCILED = "reconciled"
     NOT_DUE = "not-due"  # the index was early: the row is moved to the real due time
     NOT_FOUND = "not-found"  # Connective does not know the package
-    RESENT = "resent"  # the creation request of a stuck row went to package-requests again
+    RESENT = "resent"  # the creation or archive request of a stuck row went to its queue again
 
 
 @dataclass
@@ -202,30 +204,68 @@ def _note_missing(context: WorkContext, ref: str, now: datetime) -> None:
     log_event(_log, "maintenance.not_found", logging.WARNING, package_ref=ref)
 
 
-def resend_creation(context: WorkContext, record: PackageRecord) -> Outcome:
-    """Send the creation request of a row that has sat in Received, or in Creating with no live attempt,
-    for too long: its message went to the poison queue, or the process died before it was sent."""
-    due = context.policy.recreate_due(record)
-    if due is None or due > context.clock():
+@dataclass(frozen=True)
+class StuckRequest:
+    """A queue request the timer sends again for a row that sat too long short of its next status."""
+
+    event: str  # the PackageEvents kind, and the log event after "maintenance."
+    queue: str
+    message: Callable[[str], dict[str, Any]]  # the queue message for a packageRef
+    due: Callable[[DuePolicy, PackageRecord], datetime | None]
+    resends: str  # the PackageRecord attribute counting the re-sends
+    note: Callable[[PackageRecord, datetime], None] = lambda row, now: None  # further changes to record it
+
+
+def _resend(context: WorkContext, record: PackageRecord, stuck: StuckRequest, **details: Any) -> Outcome:
+    due = stuck.due(context.policy, record)
+    now = context.clock()
+    if due is None or due > now:
         return Outcome.NOT_DUE
     # Sent before it is counted: a crash in between sends it once more later, which is harmless, while
     # counting first could lose the message.
-    context.store.clients.send_json(names.PACKAGE_REQUESTS_QUEUE, {"packageRef": record.ref})
-    seen = record.creation_resends
+    context.store.clients.send_json(stuck.queue, stuck.message(record.ref))
+    seen: int = getattr(record, stuck.resends)
 
     def change(row: PackageRecord) -> bool:
-        if row.creation_resends != seen or context.policy.recreate_due(row) is None:
+        if getattr(row, stuck.resends) != seen or stuck.due(context.policy, row) is None:
             return False
-        row.creation_resends += 1
+        setattr(row, stuck.resends, seen + 1)
+        stuck.note(row, now)
         return True
 
     row = context.store.packages.mutate(record.ref, change)
-    count = row.creation_resends if row is not None else seen + 1
-    context.store.events.append(record.ref, "creation_resent", source="maintenance", status=record.status.value,
-                                count=count, stuck_since=record.updated_at)
-    log_event(_log, "maintenance.creation_resent", logging.WARNING, package_ref=record.ref,
+    count = getattr(row, stuck.resends) if row is not None else seen + 1
+    context.store.events.append(record.ref, stuck.event, source="maintenance", status=record.status.value,
+                                count=count, stuck_since=record.updated_at, **details)
+    log_event(_log, f"maintenance.{stuck.event}", logging.WARNING, package_ref=record.ref,
               status=record.status.value, count=count)
     return Outcome.RESENT
+
+
+def _note_archive_request(row: PackageRecord, now: datetime) -> None:
+    row.archive_requested_at = now  # so a callback on the row now does not ask a third time
+
+
+STUCK_CREATION = StuckRequest(
+    event="creation_resent", queue=names.PACKAGE_REQUESTS_QUEUE, message=lambda ref: {"packageRef": ref},
+    due=DuePolicy.recreate_due, resends="creation_resends")
+STUCK_ARCHIVE = StuckRequest(
+    event="archive_resent", queue=names.ARCHIVE_REQUESTS_QUEUE,
+    message=lambda ref: archive_message(ref, reason="maintenance"), due=DuePolicy.archive_due,
+    resends="archive_resends", note=_note_archive_request)
+
+
+def resend_creation(context: WorkContext, record: PackageRecord) -> Outcome:
+    """Send the creation request of a row that has sat in Received, or in Creating with no live attempt,
+    for too long: its message went to the poison queue, or the process died before it was sent."""
+    return _resend(context, record, STUCK_CREATION)
+
+
+def resend_archive(context: WorkContext, record: PackageRecord) -> Outcome:
+    """Send the archive request of a row that has sat in Finished for too long: the reader that moved it
+    there died before it sent the request, or the message went to the poison queue. Archiving is
+    idempotent (files already stored are not fetched again; an Archived row is left as it is)."""
+    return _resend(context, record, STUCK_ARCHIVE, requested_at=record.archive_requested_at)
 
 
 HANDLERS: dict[WorkKind, Callable[[WorkContext, PackageRecord], Outcome]] = {
@@ -233,4 +273,5 @@ HANDLERS: dict[WorkKind, Callable[[WorkContext, PackageRecord], Outcome]] = {
     WorkKind.EXPIRY: extend_or_record_expiry,
     WorkKind.RECONCILE: reconcile,
     WorkKind.RECREATE: resend_creation,
+    WorkKind.ARCHIVE: resend_archive,
 }

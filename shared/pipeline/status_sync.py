@@ -267,8 +267,9 @@ def request_archive(store: Store, ref: str, *, reason: str, delay_s: int = 0) ->
     """Queue the archive of a Finished package, then note the request on the row.
 
     The message goes first: when the process dies in between, the row still says "not requested"
-    and the next callback, refresh or timer run asks again (`ensure_archive_requested`). Archiving
-    is idempotent, so a second message costs nothing but a row read.
+    and the next callback or refresh (`ensure_archive_requested`) or the timer (the row's `archive`
+    index entry, `shared.maintenance.work.resend_archive`) asks again. Archiving is idempotent, so a
+    second message costs nothing but a row read.
     """
     store.clients.send_json(names.ARCHIVE_REQUESTS_QUEUE, archive_message(ref, reason), delay_s=delay_s)
 

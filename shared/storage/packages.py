@@ -75,12 +75,14 @@ class PackageRecord(BaseModel):
     archive_attempts: int = 0  # archive runs that found the package not ready (409) or failed
     connective_deleted_at: datetime | None = None  # deleted at Connective after archiving
     creation_resends: int = 0  # creation requests the timer sent again for this row while it was stuck
+    archive_resends: int = 0  # archive requests the timer sent again for this row while it sat in Finished
     # Due time held by this package's PackageSchedule row of each kind (shared.storage.schedule); never later
     # than the work is really due. None: no row of that kind.
     index_reminder_at: datetime | None = None
     index_expiry_at: datetime | None = None
     index_reconcile_at: datetime | None = None
     index_recreate_at: datetime | None = None
+    index_archive_at: datetime | None = None
     etag: str | None = Field(default=None, exclude=True)
 
     def to_entity(self) -> dict[str, Any]:

@@ -4,12 +4,12 @@ A timer that scanned `SigningPackages` would read every tracked package on every
 package that has upkeep ahead keeps at most one index row per kind of work:
 
     PartitionKey = due-{yyyymmddhh}        the hour its work falls due (UTC)
-    RowKey       = {kind}-{packageRef}     kind: reminder | expiry | reconcile | recreate
+    RowKey       = {kind}-{packageRef}     kind: reminder | expiry | reconcile | recreate | archive
     DueAt        = when the work falls due
     NotBefore    = when a runner may take it: DueAt, pushed later by a claim or a back-off
 
-A run reads the partitions from the first one up to the current hour, so finished packages (which
-have no rows) cost nothing, however many there are.
+A run reads the partitions from the first one up to the current hour, so archived and otherwise ended
+packages (which have no rows) cost nothing, however many there are.
 
 Rows are hints; the package row stays the truth. Two rules keep them useful:
 
@@ -53,6 +53,8 @@ _UNCREATED = frozenset({PackageStatus.RECEIVED, PackageStatus.CREATING})
 # A row stuck before Pending gets its creation request again at most this many times, each after twice
 # the wait of the previous one; past that it waits for an operator (docs/MANIFEST.md, recovery).
 MAX_CREATION_RESENDS = 5
+# Likewise a Finished row that is not archived gets its archive request again at most this many times.
+MAX_ARCHIVE_RESENDS = 5
 
 
 class WorkKind(StrEnum):
@@ -60,6 +62,7 @@ class WorkKind(StrEnum):
     EXPIRY = "expiry"  # extend an expiry that is near, or record the expiry once extensions are used up
     RECONCILE = "reconcile"  # re-read a status no callback has refreshed for a while
     RECREATE = "recreate"  # send the creation request of a row stuck in Received/Creating again
+    ARCHIVE = "archive"  # send the archive request of a row stuck in Finished again
 
     @property
     def index_field(self) -> str:
@@ -92,6 +95,7 @@ class DuePolicy:
     max_extensions: int
     reconcile_after: timedelta
     stuck_creation_after: timedelta = timedelta(minutes=30)
+    stuck_archive_after: timedelta = timedelta(minutes=15)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DuePolicy:
@@ -105,17 +109,22 @@ class DuePolicy:
             max_extensions=settings.get_int("EXPIRY_MAX_EXTENSIONS"),
             reconcile_after=timedelta(hours=settings.get_float("RECONCILE_AFTER_H")),
             stuck_creation_after=timedelta(minutes=settings.get_float("STUCK_CREATION_AFTER_MIN")),
+            stuck_archive_after=timedelta(minutes=settings.get_float("ARCHIVE_STUCK_AFTER_MIN")),
         )
 
     def reminders_for(self, record: PackageRecord) -> ReminderPolicy:
         return self.reminders.overridden_by(record.reminder_policy or {})
 
     def due_times(self, record: PackageRecord) -> dict[WorkKind, datetime]:
-        """The upkeep `record` has ahead, and when each falls due. Empty for final packages."""
+        """The upkeep `record` has ahead, and when each falls due. Empty for final packages, but for a
+        Finished one's archive."""
         due: dict[WorkKind, datetime] = {}
         recreate = self.recreate_due(record)
         if recreate is not None:
             due[WorkKind.RECREATE] = recreate
+        archive = self.archive_due(record)
+        if archive is not None:
+            due[WorkKind.ARCHIVE] = archive
         if record.status not in _OPEN or not record.connective_package_id:
             return due
         reminder = self.reminder_due(record)
@@ -161,6 +170,19 @@ class DuePolicy:
         if record.status is PackageStatus.CREATING and lease is not None and lease > due:
             return lease
         return due
+
+    def archive_due(self, record: PackageRecord) -> datetime | None:
+        """When a Finished row counts as stuck short of Archived: its archive request was never sent (the
+        reader died between its write and the send) or was lost (poison queue).
+
+        Stuck means no write for `stuck_archive_after` (doubled after each re-send). The request, each
+        archive attempt that finds the files not ready and each callback write the row, so an archive
+        under way moves the due time on.
+        """
+        if (record.status is not PackageStatus.FINISHED or not record.connective_package_id
+                or record.archive_resends >= MAX_ARCHIVE_RESENDS):
+            return None
+        return record.updated_at + self.stuck_archive_after * 2**record.archive_resends
 
 
 def last_heard_of(record: PackageRecord) -> datetime:

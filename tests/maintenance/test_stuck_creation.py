@@ -17,7 +17,7 @@ from shared.storage.packages import PackageRecord
 from shared.storage.schedule import MAX_CREATION_RESENDS
 from shared.storage.status import PackageStatus
 from tests.conftest import SandboxHandle
-from tests.maintenance.world import World, settings_with
+from tests.maintenance.world import World, quiet_world, settings_with
 from tests.pipeline.callback_world import insert_row
 from tests.pipeline.intake_support import INITIATOR, pdf_with_markers
 
@@ -26,9 +26,7 @@ THRESHOLD = timedelta(minutes=30)  # STUCK_CREATION_AFTER_MIN's default
 
 @pytest.fixture()
 def world(sandbox: SandboxHandle, fresh_azurite: Azurite) -> World:
-    world = World(sandbox, fresh_azurite.connection_string, RECONCILE_AFTER_H="10000")
-    world.skip_sweeps()
-    return world
+    return quiet_world(sandbox, fresh_azurite.connection_string)
 
 
 def intake_settings(world: World) -> Settings:
@@ -65,21 +63,12 @@ def packages_at_connective(world: World, ref: str) -> list[str]:
     return [item.id for item in world.client.iter_package_list() if item.external_package_reference == ref]
 
 
-def recreate_rows(world: World, ref: str) -> list[dict[str, object]]:
-    return [row for row in world.index_rows(ref) if row["Kind"] == "recreate"]
-
-
 def test_a_received_row_whose_message_was_lost_is_sent_again_and_created_once(world: World) -> None:
     record = received_row(world)
-    [indexed] = recreate_rows(world, record.ref)
+    [indexed] = world.index_rows(record.ref, "recreate")
     assert indexed["DueAt"] == record.updated_at + THRESHOLD
 
-    world.clock.advance(minutes=29)
-    assert world.run().outcomes["recreate:resent"] == 0
-    assert requested_refs(world) == []
-
-    world.clock.advance(minutes=2)
-    report = world.run()
+    report = world.run_across(THRESHOLD, "recreate:resent")
     assert report.outcomes["recreate:resent"] == 1 and report.calls == 0
     assert requested_refs(world) == [record.ref]
     [event] = world.events(record.ref, "creation_resent")
@@ -89,7 +78,7 @@ def test_a_received_row_whose_message_was_lost_is_sent_again_and_created_once(wo
     row = world.row(record.ref)
     assert row.status is PackageStatus.PENDING and row.creation_resends == 1
     assert packages_at_connective(world, record.ref) == [row.connective_package_id]
-    assert recreate_rows(world, record.ref) == []  # the row moved on: nothing left to recover
+    assert world.index_rows(record.ref, "recreate") == []  # the row moved on: nothing left to recover
 
     world.clock.advance(hours=3)
     assert world.run().outcomes["recreate:resent"] == 0
@@ -131,9 +120,9 @@ def test_a_row_that_stays_stuck_is_sent_again_less_often_then_left_to_an_operato
     world.clock.advance(minutes=31)
     world.run()
     row = world.row(stuck.ref)
-    [indexed] = recreate_rows(world, stuck.ref)
+    [indexed] = world.index_rows(stuck.ref, "recreate")
     assert row.creation_resends == 1 and indexed["DueAt"] == row.updated_at + 2 * THRESHOLD
 
     exhausted = insert_row(world.store, f"mt-{uuid.uuid4().hex[:12]}", None, status=PackageStatus.RECEIVED,
                            creation_resends=MAX_CREATION_RESENDS)
-    assert recreate_rows(world, exhausted.ref) == []
+    assert world.index_rows(exhausted.ref, "recreate") == []

@@ -85,11 +85,20 @@ class World:
     def sandbox_package(self, package_id: str | None) -> dict[str, Any]:
         return dict(self.sandbox.admin("GET", f"packages/{package_id}").json())
 
-    def index_rows(self, ref: str | None = None) -> list[dict[str, Any]]:
+    def index_rows(self, ref: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         table = self.store.clients.table("PackageSchedule")
         rows = [dict(entity) for entity in table.query_entities(
             "PartitionKey ge @first", parameters={"first": BUCKET_PREFIX})]
-        return [row for row in rows if ref is None or row["PackageRef"] == ref]
+        return [row for row in rows
+                if (ref is None or row["PackageRef"] == ref) and (kind is None or row["Kind"] == kind)]
+
+    def run_across(self, threshold: timedelta, outcome: str) -> RunReport:
+        """A run a minute before `threshold` from now, which must not count `outcome`, then one a minute after
+        it; returns the second run's report."""
+        self.clock.advance(seconds=(threshold - timedelta(minutes=1)).total_seconds())
+        assert self.run().outcomes[outcome] == 0
+        self.clock.advance(minutes=2)
+        return self.run()
 
     def checkpoint_rows(self) -> Iterator[dict[str, Any]]:
         table = self.store.clients.table("PackageSchedule")
@@ -99,9 +108,16 @@ class World:
         return [event for event in self.store.events.history(ref) if event["kind"] == kind]
 
 
+def quiet_world(sandbox: SandboxHandle, connection_string: str) -> World:
+    """A world whose runs neither reconcile nor sweep, so only the index work under test happens."""
+    world = World(sandbox, connection_string, RECONCILE_AFTER_H="10000")
+    world.skip_sweeps()
+    return world
+
+
 def settings_with(world: World, **extra: str) -> Settings:
     return settings_for(world.sandbox, world.settings.get("DocumentStorage"), **{**POLICY, **extra})
 
 
 def final_row(store: Store, ref: str) -> PackageRecord:
-    return insert_row(store, ref, f"done-{ref}", status=PackageStatus.FINISHED)
+    return insert_row(store, ref, f"done-{ref}", status=PackageStatus.ARCHIVED)

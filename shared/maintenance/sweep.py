@@ -30,7 +30,7 @@ from shared.maintenance.work import WorkContext
 from shared.pipeline.status_sync import apply_status
 from shared.storage import names
 from shared.storage.packages import PackageRecord, is_valid_package_ref
-from shared.storage.status import PackageStatus
+from shared.storage.status import UNCREATED
 
 _log = get_logger(__name__)
 
@@ -41,7 +41,6 @@ PAGE_SIZE = 100
 WINDOW_OVERLAP = timedelta(minutes=30)
 # The shapes of the packageRefs intake (`inb-`, `bat-` + 20 hex) and the HTTP API (`api-` + 24 hex) give.
 OUR_REFERENCE = re.compile(r"^(inb|bat)-[0-9a-f]{20}$|^api-[0-9a-f]{24}$")
-_UNCREATED = frozenset({PackageStatus.RECEIVED, PackageStatus.CREATING})
 
 
 @dataclass
@@ -154,7 +153,7 @@ def _examine(context: WorkContext, item: PackageListItem, report: SweepReport) -
                                         connective_status=str(item.package_status))
             log_event(_log, "maintenance.created_without_row", logging.WARNING, package_ref=ref, package_id=item.id)
         return
-    if record.connective_package_id is not None or record.status not in _UNCREATED:
+    if record.connective_package_id is not None or record.status not in UNCREATED:
         return
     now = context.clock()
     if record.creation_lease_until is not None and record.creation_lease_until > now:
@@ -179,7 +178,7 @@ def _adopt(context: WorkContext, ref: str, package_id: str, now: datetime) -> bo
     def change(row: PackageRecord) -> bool:
         nonlocal adopted
         lease = row.creation_lease_until
-        adopted = (row.connective_package_id is None and row.status in _UNCREATED
+        adopted = (row.connective_package_id is None and row.status in UNCREATED
                    and (lease is None or lease <= now))
         if adopted:
             row.connective_package_id = package_id

@@ -33,7 +33,7 @@ from shared.pipeline.pdfcheck import MARKER_SCAN_MAX_PAGES, PdfFacts, PdfRejecte
 from shared.pipeline.spec import MAX_LOCATIONS_PER_DOCUMENT, PackageRequest
 from shared.storage import names
 from shared.storage.packages import PackageRecord
-from shared.storage.status import PackageStatus, can_move
+from shared.storage.status import UNCREATED, PackageStatus
 from shared.storage.store import Store
 from shared.webhooks.delivery import url_policy
 from shared.webhooks.publish import EventType, publish_event
@@ -267,10 +267,23 @@ def record_rejected(store: Store, *, ref: str, source: str, container: str, blob
     return stored
 
 
+def may_refuse(record: PackageRecord) -> bool:
+    """True while an accepted input can still be refused: its row is Received or Creating and no status read
+    saw its package past Draft. A package that went out for signing is real, and its row follows Connective
+    whatever a late refusal says (status ranks alone would let any row up to Finished become InputRejected)."""
+    return record.status in UNCREATED and (record.connective_status or "Draft").lower() == "draft"
+
+
 def record_rejection_of_row(store: Store, ref: str, rejection: Rejection) -> PackageRecord | None:
-    """Refuse an input that was accepted at intake but that Connective (or a later check) refused."""
+    """Refuse an input that was accepted at intake but that Connective (or a later check) refused.
+
+    Only a row that `may_refuse` changes; any other is returned as it is, with no report written.
+    """
     record = store.packages.get(ref)
-    if record is None or not can_move(record.status, PackageStatus.INPUT_REJECTED):
+    if record is None or not may_refuse(record):
+        if record is not None:
+            log_event(logger, "intake.refusal_ignored", logging.WARNING, package_ref=ref, code=rejection.code,
+                      status=record.status.value)
         return record
     container, _, blob_name = record.source_uri.partition("/")
     input_etag = (record.spec.get("documents") or [{}])[0].get("etag") if record.source == "inbox" else None
@@ -278,7 +291,7 @@ def record_rejection_of_row(store: Store, ref: str, rejection: Rejection) -> Pac
                           etag=input_etag, package_ref=ref, rejection=rejection)
 
     def change(current: PackageRecord) -> bool:
-        if not can_move(current.status, PackageStatus.INPUT_REJECTED):
+        if not may_refuse(current):
             return False
         current.status = PackageStatus.INPUT_REJECTED
         current.final_reason = str(rejection)[:1000]

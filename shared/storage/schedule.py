@@ -41,7 +41,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from shared.config import Settings
 from shared.storage.packages import PackageRecord
-from shared.storage.status import PackageStatus
+from shared.storage.status import UNCREATED, PackageStatus
 
 BUCKET_PREFIX = "due-"
 _BUCKET_FORMAT = "%Y%m%d%H"
@@ -49,7 +49,6 @@ CHECKPOINT_PARTITION = "checkpoint"  # sorts before "due-", so the due scan neve
 # Actor statuses after which a signer has nothing left to do (Connective ActorStatus, lower case).
 _ACTED = frozenset({"finished", "rejected", "failed", "skipped"})
 _OPEN = frozenset({PackageStatus.PENDING, PackageStatus.EXPIRED})
-_UNCREATED = frozenset({PackageStatus.RECEIVED, PackageStatus.CREATING})
 # A row stuck before Pending gets its creation request again at most this many times, each after twice
 # the wait of the previous one; past that it waits for an operator (docs/MANIFEST.md, recovery).
 MAX_CREATION_RESENDS = 5
@@ -163,7 +162,7 @@ class DuePolicy:
         attempt. Any write counts as progress: a creation deferred for want of a rate token writes the row
         each time its message comes back, so a backlog draining at the rate budget is never re-sent.
         """
-        if record.status not in _UNCREATED or record.creation_resends >= MAX_CREATION_RESENDS:
+        if record.status not in UNCREATED or record.creation_resends >= MAX_CREATION_RESENDS:
             return None
         due = record.updated_at + self.stuck_creation_after * 2**record.creation_resends
         lease = record.creation_lease_until

@@ -45,6 +45,8 @@ _RANK = {
 FINAL_STATUSES = frozenset(s for s, rank in _RANK.items() if rank >= 4)
 CONNECTIVE_FINAL = frozenset({PackageStatus.FINISHED, PackageStatus.REJECTED, PackageStatus.REVOKED,
                               PackageStatus.FAILED})
+# A row in these statuses has no package at Connective yet, or only a Draft one still being built.
+UNCREATED = frozenset({PackageStatus.RECEIVED, PackageStatus.CREATING})
 
 
 def can_move(current: PackageStatus, new: PackageStatus) -> bool:

@@ -37,7 +37,8 @@ _log = get_logger(__name__)
 CHECKPOINT = "package-list-sweep"
 PAGE_SIZE = 100
 # Each sweep's window starts this long before the previous one began: creations still holding their
-# lease (shared.pipeline.creation.CREATION_LEASE, 11 min) during that sweep are seen by the next.
+# lease during that sweep are seen by the next. A live attempt renews its lease (`CREATION_LEASE_S`,
+# shared.pipeline.creation) only while it runs, and no run outlasts host.json's functionTimeout (10 min).
 WINDOW_OVERLAP = timedelta(minutes=30)
 # The shapes of the packageRefs intake (`inb-`, `bat-` + 20 hex) and the HTTP API (`api-` + 24 hex) give.
 OUR_REFERENCE = re.compile(r"^(inb|bat)-[0-9a-f]{20}$|^api-[0-9a-f]{24}$")

@@ -7,12 +7,12 @@ The budget is 100 calls per 60 s, and a single-PDF, single-signer package costs 
 calls per `--window` seconds (and the app's limiter is told the same, shared between the host's
 workers through Table Storage as a scaled-out app does). A fresh LocalWorld gets a backlog of single
 PDFs, three windows' worth, all at once. The steady rate comes from the sandbox's acceptance
-times of the app's calls: the calls accepted between the 10th and the 90th percentile of those
-times, divided by that span, as a fraction of the budget's rate. (Archive completion times are not
+times of the app's calls: the mean fill of the sliding window from one window after the 10th
+percentile of those times to the 90th, as a fraction of the budget. (Archive completion times are not
 used: archives bunch up behind the creations that hold the budget first, which overstates the rate
 over any sub-span.)
 
-    fraction            = accepted calls per second (steady span) / (budget calls / window)
+    fraction            = mean sliding-window fill over the steady span / budget calls
     ideal               = budget calls per minute / calls per package (measured at the sandbox)
     e2e.packages_per_minute = fraction x 100 calls/min / calls per package   (at the real budget)
 
@@ -35,6 +35,7 @@ from bench._world import BenchWorld
 from shared.storage.clients import StorageClients
 from shared.storage.status import PackageStatus
 from shared.storage.store import Store
+from tests.limiter.windows import window_fill
 
 REAL_CALLS, REAL_WINDOW_S = 100, 60.0
 WINDOWS_OF_BACKLOG = 3
@@ -62,8 +63,10 @@ def measure(calls: int, window_s: float, workers: int) -> dict[str, Any]:
     accepted = sorted(stats["accepted_times_by_user"].get(app_user, []))
     if len(archived) < 10 or len(accepted) < 10:
         raise RuntimeError(f"only {len(archived)} of {packages} packages were archived")
+    # The mean fill of the sliding window between the 10th and 90th percentile of the acceptance times:
+    # a plain count over that span would overstate the rate whenever the span cuts into a burst.
     low, high = round(0.1 * (len(accepted) - 1)), round(0.9 * (len(accepted) - 1))
-    fraction = (high - low) / (accepted[high] - accepted[low]) * window_s / calls
+    fraction = window_fill(accepted, accepted[low] + window_s, accepted[high], calls, window_s)
     calls_per_package = sum(stats["calls_by_operation"].values()) / len(archived)
     ideal_per_min = calls * compression / calls_per_package
     return {"packages": packages, "archived": len(archived), "achieved_per_min": fraction * ideal_per_min,

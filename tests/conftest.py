@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import requests
@@ -77,6 +79,18 @@ class SandboxHandle:
 
     def reset(self) -> None:
         self.admin("POST", "reset")
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float = 5.0, interval_s: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy, and return that; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval_s)
 
 
 def start_sandbox(*extra_args: str, user: str = SANDBOX_USER, password: str = SANDBOX_PASSWORD) -> SandboxHandle:

@@ -177,12 +177,17 @@ def add_document(sandbox: Sandbox, request: ApiRequest) -> Reply:
                  package_id=package.id, mutated=True)
 
 
+def _document(package: Package, document_id: str) -> Document:
+    document = package.find_document(document_id)
+    if document is None:
+        raise not_found(f"Document.NotFound:{document_id}", "no such document in the package")
+    return document
+
+
 def delete_document(sandbox: Sandbox, request: ApiRequest) -> Reply:
     with sandbox.lock:
         package = sandbox.package(request.params["id"])
-        document = package.find_document(request.params["documentid"])
-        if document is None:
-            raise not_found(f"Document.NotFound:{request.params['documentid']}", "no such document in the package")
+        document = _document(package, request.params["documentid"])
         _draft(package, "Delete Document")
         package.documents.remove(document)
         gone = {location.id for location in document.locations}
@@ -335,9 +340,7 @@ def download_package(sandbox: Sandbox, request: ApiRequest) -> Reply:
 def download_document(sandbox: Sandbox, request: ApiRequest) -> Reply:
     with sandbox.lock:
         package = sandbox.package(request.params["id"])
-        document = package.find_document(request.params["documentid"])
-        if document is None:
-            raise not_found(f"Document.NotFound:{request.params['documentid']}", "no such document in the package")
+        document = _document(package, request.params["documentid"])
         _finished(package)
     extension = ".xml" if document.document_type == "application/xml" else ".pdf"
     return Reply(file=sandbox.signed_file(document), content_type=document.document_type, package_id=package.id,
@@ -392,9 +395,7 @@ def document_audit_proof(sandbox: Sandbox, request: ApiRequest) -> Reply:
     _audit_enabled(sandbox)
     with sandbox.lock:
         package = sandbox.package(request.params["id"])
-        document = package.find_document(request.params["documentid"])
-        if document is None:
-            raise not_found(f"Document.NotFound:{request.params['documentid']}", "no such document in the package")
+        document = _document(package, request.params["documentid"])
         _finished(package)
         return _xml(audit_proof_xml([(package, [document])]), package.id)
 

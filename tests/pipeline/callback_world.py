@@ -26,6 +26,7 @@ from shared.storage.packages import PackageRecord
 from shared.storage.status import PackageStatus
 from shared.storage.store import Store
 from tests.conftest import SandboxHandle
+from tests.conftest import wait_until as shared_wait_until
 
 SECRET = "callback-secret-for-tests"
 SIGNATURE_BOX = {"PageNumber": 1, "Left": "72", "Top": "600", "Width": "180", "Height": "60"}
@@ -160,14 +161,8 @@ def queued(store: Store, queue_name: str, ref: str, wait_s: float = 0.0) -> list
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+    """The shared polling helper, with the longer wait that callbacks through the sandbox need."""
+    return shared_wait_until(predicate, timeout_s=timeout_s, interval_s=0.05)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import SandboxHandle
+from tests.conftest import SandboxHandle, wait_until
 from tests.sandbox.pdfs import make_pdf
 
 
@@ -108,17 +108,6 @@ def actor_ids(status: dict[str, Any]) -> list[str]:
 
 def actor_statuses(status: dict[str, Any]) -> list[str]:
     return [actor["ActorStatus"] for holder in status["Stakeholders"] for actor in holder["Actors"]]
-
-
-def wait_until(predicate: Any, timeout_s: float = 5.0, interval_s: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval_s)
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from devtools.sandbox import fields, lifecycle
 from devtools.sandbox.auditproof import audit_proof_xml
@@ -315,6 +316,18 @@ def skip_signers(sandbox: Sandbox, request: ApiRequest) -> Reply:
     return Reply(package_id=package.id, mutated=True)
 
 
+def attachment(filename: str) -> str:
+    """A Content-Disposition header value for any file name.
+
+    HTTP headers are Latin-1 at most, so a non-ASCII name goes in the RFC 5987 `filename*=` form, beside
+    an ASCII fallback in `filename=` for clients that read only that one.
+    """
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def download_package(sandbox: Sandbox, request: ApiRequest) -> Reply:
     with sandbox.lock:
         package = sandbox.package(request.params["id"])
@@ -334,7 +347,7 @@ def download_package(sandbox: Sandbox, request: ApiRequest) -> Reply:
             names.add(name)
             bundle.write(sandbox.signed_file(document), arcname=name)
     return Reply(file=archive, delete_file=True, content_type="application/zip", package_id=package.id,
-                 headers={"Content-Disposition": f'attachment; filename="{package.name}.zip"'})
+                 headers={"Content-Disposition": attachment(f"{package.name}.zip")})
 
 
 def download_document(sandbox: Sandbox, request: ApiRequest) -> Reply:
@@ -344,7 +357,7 @@ def download_document(sandbox: Sandbox, request: ApiRequest) -> Reply:
         _finished(package)
     extension = ".xml" if document.document_type == "application/xml" else ".pdf"
     return Reply(file=sandbox.signed_file(document), content_type=document.document_type, package_id=package.id,
-                 headers={"Content-Disposition": f'attachment; filename="{document.name}{extension}"'})
+                 headers={"Content-Disposition": attachment(f"{document.name}{extension}")})
 
 
 def extend_expiry(sandbox: Sandbox, request: ApiRequest) -> Reply:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import Message
+from email.utils import collapse_rfc2231_value
 from typing import Protocol
 
 import requests
@@ -30,6 +32,20 @@ class DownloadResult:
     content_type: str | None
 
 
+def attachment_filename(content_disposition: str | None) -> str | None:
+    """The file name a Content-Disposition header gives, in either form: the RFC 5987 `filename*=` (which
+    carries non-ASCII names, and wins when both are present) or the plain `filename=`."""
+    if not content_disposition:
+        return None
+    header = Message()
+    header["Content-Disposition"] = content_disposition
+    names = [value for key, value in header.get_params([], header="content-disposition") if key == "filename"]
+    # get_params decodes `filename*=` into a (charset, language, value) triple; prefer it to the plain form.
+    encoded = [value for value in names if isinstance(value, tuple)]
+    chosen = encoded[0] if encoded else (names[0] if names else None)
+    return collapse_rfc2231_value(chosen) or None if chosen is not None else None
+
+
 class Download:
     def __init__(self, response: requests.Response, *, chunk_bytes: int, operation: str) -> None:
         self._response = response
@@ -40,6 +56,7 @@ class Download:
         # Content-Length counts encoded bytes; with a Content-Encoding the decoded count differs.
         encoded = bool(response.headers.get("Content-Encoding"))
         self.content_length: int | None = int(length) if length and length.isdigit() and not encoded else None
+        self.filename = attachment_filename(response.headers.get("Content-Disposition"))
         self.bytes_read = 0
         self._sha256 = hashlib.sha256()
 

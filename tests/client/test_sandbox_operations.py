@@ -22,6 +22,7 @@ from shared.connective.models import (
     CreatePackageRequest,
     PackageStatus,
 )
+from shared.connective.streaming import attachment_filename
 from tests.sandbox.pdfs import make_pdf
 
 SIGNATURE_BOX = {"page_number": 1, "left": "72", "top": "600", "width": "180", "height": "60"}
@@ -172,3 +173,12 @@ def test_errors_from_the_sandbox(sandbox):
     with pytest.raises(NotFoundError) as in_array:
         client.delete_package("00000000-0000-0000-0000-000000000000")
     assert in_array.value.error_code and in_array.value.message
+
+
+def test_downloads_name_their_file_in_either_content_disposition_form():
+    assert attachment_filename('attachment; filename="Lease.pdf"') == "Lease.pdf"
+    assert attachment_filename("attachment; filename=\"_berweisung.pdf\"; "
+                               "filename*=UTF-8''%C3%9Cberweisung%20%E2%80%93%20%E5%A5%91%E7%B4%84.pdf"
+                               ) == "Überweisung \u2013 契約.pdf"
+    assert attachment_filename("attachment; filename*=UTF-8''%C3%85ngstr%C3%B6m.zip") == "Ångström.zip"
+    assert attachment_filename(None) is None and attachment_filename("inline") is None

@@ -211,3 +211,26 @@ def test_a_failed_stage_is_raised_and_nothing_is_committed(store) -> None:
         for _ in range(4):
             sink.write(b"x" * BLOCK_BYTES)
         sink.commit("application/octet-stream", {})
+
+
+@pytest.mark.parametrize("names_", [["Überweisung \u2013 契約"], ["Überweisung \u2013 契約", "Ångström ½"]])
+def test_non_ascii_document_names_are_served_and_archived(store, sandbox, storage_connection_string,
+                                                         names_) -> None:
+    """A raw non-ASCII Content-Disposition cannot be sent as an HTTP header; the sandbox sends the RFC 5987
+    `filename*=` form beside an ASCII fallback, and the archive stores the files under safe names."""
+    settings = settings_for(sandbox, storage_connection_string)
+    client = client_for(sandbox)
+    ref = new_ref()
+    if len(names_) == 1:
+        package_id = instant_package(client, ref, ["ann@example.com"], document_name=names_[0])
+    else:
+        package_id = multi_document_package(client, ref, names_, "ann@example.com")
+    sign_everyone(sandbox, package_id)
+    finished_row(store, sandbox, client, ref, package_id)
+
+    assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
+
+    row = store.packages.get(ref)
+    assert row is not None and row.status is PackageStatus.ARCHIVED
+    assert [d["name"] for d in row.documents] == names_
+    assert all(name.isascii() for name in blobs(store, ref))

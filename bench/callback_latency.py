@@ -77,7 +77,7 @@ def _callback(settings: Settings, row: PackageRecord) -> tuple[str, dict[str, An
                             "ExternalPackageReference": row.ref}
     if not final:
         body.update(ActorId=row.signers[0].get("actor_id") if row.signers else None, ActorStatus="Available")
-    url = f"{callback_url(settings, row.ref)}&packageId={row.connective_package_id}&packageStatus={status}"
+    url = f"{callback_url(settings, row.ref)}?packageId={row.connective_package_id}&packageStatus={status}"
     return url, body
 
 

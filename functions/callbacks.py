@@ -1,7 +1,9 @@
 """Connective's callbacks (HTTP), its new-link requests (HTTP) and the `status-refresh` queue trigger.
 
-The routes keep function-key auth (the registered URLs carry `code=`); the per-package token is
-checked on top of it, before anything else is read.
+The routes are anonymous: the per-package token in the path (`/{packageRef}/{token}`) is the
+authentication, checked in constant time before anything else is trusted (shared.pipeline.tokens).
+URLs registered before the token moved into the path carry it as `?token=` and reach the same
+functions (the `{token?}` segment is optional).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from shared.pipeline.callbacks import (
     handle_link_request,
     handle_status_refresh,
 )
-from shared.pipeline.tokens import CALLBACK_ROUTE, NOTIFICATION_ROUTE
+from shared.pipeline.tokens import CALLBACK_ROUTE, NOTIFICATION_ROUTE, ROUTE_PARAMETERS, presented_token
 from shared.storage import names
 from shared.storage.store import shared_store
 
@@ -37,23 +39,26 @@ def _http_reply(reply: Reply) -> func.HttpResponse:
                              mimetype="application/json")
 
 
-@bp.route(route=CALLBACK_ROUTE + "/{packageRef}", methods=["GET", "POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=CALLBACK_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def connective_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     ref = req.route_params.get("packageRef", "")
     with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
         settings = Settings()
         reply = handle_callback(shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref,
-                                req.params.get("token"), claim_from_request(req.params, req.get_body()))
+                                presented_token(dict(req.route_params), dict(req.params)),
+                                claim_from_request(req.params, req.get_body()))
         return _http_reply(reply)
 
 
-@bp.route(route=NOTIFICATION_ROUTE + "/{packageRef}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route=NOTIFICATION_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"],
+          auth_level=func.AuthLevel.ANONYMOUS)
 def connective_link_request(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     ref = req.route_params.get("packageRef", "")
     with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
         settings = Settings()
         reply = handle_link_request(shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref,
-                                    req.params.get("token"), req.get_body())
+                                    presented_token(dict(req.route_params), dict(req.params)),
+                                    req.get_body(), req.params)
         return _http_reply(reply)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import parse_qsl
 
 from shared.config import Settings
 from shared.connective.client import ConnectiveClient
@@ -38,7 +39,7 @@ from shared.connective.errors import (
     ThrottledError,
     TransportError,
 )
-from shared.connective.models import PackageInfo
+from shared.connective.models import ActorState, ActorStatus, PackageInfo, StakeholderState
 from shared.logging import get_logger, log_event
 from shared.pipeline.status_sync import apply_status, ensure_archive_requested
 from shared.pipeline.tokens import verify_callback_token
@@ -106,14 +107,29 @@ def _pick(sources: list[Mapping[str, Any]], *names_: str) -> str | None:
 
 
 def parse_body(body: bytes | None) -> dict[str, Any]:
-    """A JSON object body, or {} for anything else (callbacks may come with no body or a non-JSON one)."""
+    """The fields of a JSON object body or of a form body (`a=1&b=2`); {} for anything else.
+
+    No public source says how Connective shapes a callback (docs/CONNECTIVE_CONTRACT.md), so every
+    plausible form is read; nothing read here is trusted.
+    """
     if not body:
         return {}
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
-        return {}
+        return _form_fields(body)
     return parsed if isinstance(parsed, dict) else {}
+
+
+def _form_fields(body: bytes) -> dict[str, Any]:
+    try:
+        text = body.decode("ascii")  # a form body is percent-encoded ASCII
+    except UnicodeDecodeError:
+        return {}
+    try:
+        return dict(parse_qsl(text.strip(), keep_blank_values=False, strict_parsing=True, max_num_fields=100))
+    except ValueError:
+        return {}
 
 
 def claim_from_request(params: Mapping[str, str], body: bytes | None) -> CallbackClaim:
@@ -349,16 +365,26 @@ def _await_creation(store: Store, settings: Settings, record: PackageRecord, mes
 # NotificationCallBackUrl: a signer asks for a new link
 
 
+def link_request_from(params: Mapping[str, str], body: bytes | None) -> dict[str, Any]:
+    """Who asks for a new link: any of the ids or the e-mail address, from the query, a JSON or a form body.
+
+    Names are matched in any casing; a request that names nobody is still served (`publish_link`).
+    """
+    sources = [params, parse_body(body)]
+    return {"reason": LINK_REQUEST, "actorId": _pick(sources, "ActorId"),
+            "stakeholderId": _pick(sources, "StakeholderId"),
+            "stakeholderReference": _pick(sources, "ExternalStakeholderReference"),
+            "email": _pick(sources, "EmailAddress", "Email")}
+
+
 def handle_link_request(store: Store, client: ConnectiveClient, settings: Settings, ref: str, token: str | None,
-                        body: bytes | None) -> Reply:
+                        body: bytes | None, params: Mapping[str, str] | None = None) -> Reply:
     """Record the request, fetch a fresh action URL and tell the subscribers, who deliver it."""
     refused, record = authenticate(store, settings, ref, token)
     if refused is not None or record is None:
         return refused or Reply(Outcome.NOT_FOUND, 404)
-    payload = parse_body(body)
-    request = {"reason": LINK_REQUEST, "actorId": _pick([payload], "ActorId"),
-               "stakeholderId": _pick([payload], "StakeholderId"), "email": _pick([payload], "EmailAddress")}
-    store.events.append(ref, "link_requested", actor_id=request["actorId"], email=request["email"])
+    request = link_request_from(params or {}, body)
+    store.events.append(ref, "link_requested", actor_id=request.get("actorId"), email=request.get("email"))
     log_event(_log, "link.requested", package_ref=ref)
     if record.status in FINAL_STATUSES or not record.connective_package_id:
         return Reply(Outcome.ALREADY_FINAL if record.status in FINAL_STATUSES else Outcome.DROPPED)
@@ -366,23 +392,58 @@ def handle_link_request(store: Store, client: ConnectiveClient, settings: Settin
                     source=LINK_REQUEST, then=request)
 
 
+def _named_actors(status: PackageInfo, request: Mapping[str, Any]) -> list[tuple[StakeholderState, ActorState]]:
+    """The actors the request names: by actor id, else by stakeholder id, reference or e-mail (any casing)."""
+    wanted = {key: str(request.get(key) or "").lower() for key in
+              ("actorId", "stakeholderId", "stakeholderReference", "email")}
+    pairs = [(holder, actor) for holder in status.stakeholders for actor in holder.actors]
+    by_actor = [pair for pair in pairs if wanted["actorId"] and pair[1].actor_id.lower() == wanted["actorId"]]
+    if by_actor:
+        return by_actor
+
+    def names_holder(holder: StakeholderState) -> bool:
+        return any(wanted[key] and wanted[key] == (value or "").lower() for key, value in (
+            ("stakeholderId", holder.stakeholder_id), ("stakeholderReference", holder.external_stakeholder_reference),
+            ("email", holder.email_address)))
+
+    return [pair for pair in pairs if names_holder(pair[0])]
+
+
+def _actors_whose_turn_it_is(status: PackageInfo) -> list[tuple[StakeholderState, ActorState]]:
+    return [(holder, actor) for holder in status.stakeholders for actor in holder.actors
+            if actor.actor_status in (ActorStatus.AVAILABLE, ActorStatus.IN_PROGRESS)]
+
+
+def _action_url(holder: StakeholderState, actor: ActorState, email: str) -> str | None:
+    email = email or (holder.email_address or "").lower()
+    return actor.action_url or next(
+        (link.url for link in actor.action_urls if link.url and (not email or (link.email_address or "").lower()
+                                                                  == email)), None)
+
+
 def publish_link(store: Store, ref: str, status: PackageInfo, request: Mapping[str, Any]) -> bool:
-    """Publish the fresh action URL of the actor who asked. The URL goes to subscribers, never to logs."""
-    actor_id, email = request.get("actorId"), str(request.get("email") or "").lower()
-    for holder in status.stakeholders:
-        holder_email = (holder.email_address or "").lower()
-        for actor in holder.actors:
-            if actor.actor_id != actor_id and not (email and holder_email == email and not actor_id):
-                continue
-            url = actor.action_url or next(
-                (link.url for link in actor.action_urls if link.url and (link.email_address or "").lower() == email),
-                None)
-            if url:
-                publish_event(store, EventType.LINK_REQUESTED, ref, {
-                    "email": holder.email_address or request.get("email"), "actorId": actor.actor_id,
-                    "actionUrl": url})
-                store.events.append(ref, "link_published", actor_id=actor.actor_id)
-                return True
-    store.events.append(ref, "link_unavailable", actor_id=actor_id)
-    log_event(_log, "link.unavailable", package_ref=ref)
-    return False
+    """Publish the fresh action URL of the actor who asked. The URL goes to subscribers, never to logs.
+
+    A request that names nobody we can find (the callback's shape is unconfirmed) gets the link of
+    every actor whose turn it is: that is who can be waiting for one.
+    """
+    email = str(request.get("email") or "").lower()
+    named = _named_actors(status, request)
+    # Among the named actors, the one whose turn it is first (a stakeholder may also be a receiver).
+    candidates = sorted(named, key=lambda pair: pair[1].actor_status not in (ActorStatus.AVAILABLE,
+                                                                             ActorStatus.IN_PROGRESS))[:1]
+    if not candidates:
+        candidates = _actors_whose_turn_it_is(status)
+    published = False
+    for holder, actor in candidates:
+        url = _action_url(holder, actor, email)
+        if not url:
+            continue
+        publish_event(store, EventType.LINK_REQUESTED, ref, {
+            "email": holder.email_address or request.get("email"), "actorId": actor.actor_id, "actionUrl": url})
+        store.events.append(ref, "link_published", actor_id=actor.actor_id, named=bool(named))
+        published = True
+    if not published:
+        store.events.append(ref, "link_unavailable", actor_id=request.get("actorId"))
+        log_event(_log, "link.unavailable", package_ref=ref)
+    return published

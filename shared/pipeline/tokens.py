@@ -4,18 +4,27 @@ A token is HMAC-SHA256(secret, packageRef). Connective only ever sees the URL we
 valid token proves the caller learnt it from Connective (or from us). Several secrets are accepted
 at once, so a secret can be rotated: add the new one first in CALLBACK_SECRETS, wait until every
 pending package has been re-registered or finished, then drop the old one.
+
+The token travels in the PATH (`/api/callbacks/connective/{packageRef}/{token}`): no public source
+says whether Connective keeps a query string on the URL it calls, and a path survives any URL
+handling. The routes are anonymous for the same reason (a function key would have to ride in the
+query string); the token is the authentication. URLs registered before the change carry
+`?token=` (and `&code=`) and keep working: the routes read the token from the query when the path
+has none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from shared.config import Settings
 
 CALLBACK_ROUTE = "callbacks/connective"
 NOTIFICATION_ROUTE = "callbacks/connective-notify"
+# `{token?}`: optional, so the query-string form of older packages reaches the same function.
+ROUTE_PARAMETERS = "/{packageRef}/{token?}"
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -46,13 +55,14 @@ def verify_callback_token(settings: Settings, package_ref: str, token: str | Non
     return matched
 
 
+def presented_token(route_params: dict[str, str], query: dict[str, str]) -> str | None:
+    """The token of a callback request: from the path, else (URLs registered before the change) `?token=`."""
+    return route_params.get("token") or query.get("token") or None
+
+
 def _url(settings: Settings, route: str, package_ref: str) -> str:
-    query = {"token": callback_token(settings, package_ref)}
-    function_key = settings.raw("CALLBACK_FUNCTION_KEY")
-    if function_key:
-        query["code"] = function_key
     base = settings.get("PUBLIC_BASE_URL").rstrip("/")
-    return f"{base}/api/{route}/{quote(package_ref, safe='')}?{urlencode(query)}"
+    return f"{base}/api/{route}/{quote(package_ref, safe='')}/{callback_token(settings, package_ref)}"
 
 
 def callback_url(settings: Settings, package_ref: str) -> str:

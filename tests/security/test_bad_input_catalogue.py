@@ -380,7 +380,7 @@ def test_callback_refs_that_table_keys_forbid(storage_connection_string: str, sa
     for key in ("DocumentStorage", "CONNECTIVE_BASE_URL", "CONNECTIVE_USERNAME", "CONNECTIVE_PASSWORD",
                 "CALLBACK_SECRETS"):
         monkeypatch.setenv(key, settings.get(key))
-    for route in ("callbacks/connective/{packageRef}", "callbacks/connective-notify/{packageRef}"):
+    for route in ("callbacks/connective/{packageRef}/{token?}", "callbacks/connective-notify/{packageRef}/{token?}"):
         response = _call_http(route, ref, token_for(ref))
         assert response.status_code == 404 and response.mimetype == "application/problem+json"
         assert "Table" not in response.get_body().decode()
@@ -405,7 +405,7 @@ def test_malformed_callback_tokens_are_401(storage_connection_string: str, sandb
         monkeypatch.setenv(key, settings.get(key))
     ref = new_ref()
     insert_row(store, ref, "pkg")
-    for route in ("callbacks/connective/{packageRef}", "callbacks/connective-notify/{packageRef}"):
+    for route in ("callbacks/connective/{packageRef}/{token?}", "callbacks/connective-notify/{packageRef}/{token?}"):
         response = _call_http(route, ref, token)
         assert response.status_code == 401 and response.mimetype == "application/problem+json"
     row = store.packages.get(ref)

@@ -34,7 +34,7 @@ def test_rotation_accepts_old_and_new_during_the_overlap_and_only_the_new_after(
     assert verify_callback_token(during, REF, old_token) and verify_callback_token(during, REF, new_token)
     assert verify_callback_token(after, REF, new_token) and not verify_callback_token(after, REF, old_token)
     assert not verify_callback_token(before, REF, new_token)
-    assert f"token={new_token}" in callback_url(during, REF)
+    assert callback_url(during, REF).endswith(f"/{REF}/{new_token}")  # in the path: no query string to lose
 
 
 def test_a_token_is_bound_to_its_package() -> None:
@@ -115,7 +115,15 @@ def test_secrets_are_only_compared_with_compare_digest() -> None:
 
 # ---- function keys -------------------------------------------------------------------------------------------
 
-def test_every_http_route_but_health_needs_a_function_key() -> None:
+# Anonymous routes and what authenticates them instead of a function key.
+ANONYMOUS_ROUTES = {
+    "health": "nothing to protect",
+    tokens.CALLBACK_ROUTE + tokens.ROUTE_PARAMETERS: "the per-package token in the path",
+    tokens.NOTIFICATION_ROUTE + tokens.ROUTE_PARAMETERS: "the per-package token in the path",
+}
+
+
+def test_every_http_route_but_health_and_the_callbacks_needs_a_function_key() -> None:
     from tests.api.conftest import http_functions
 
     routes = {route: name for name, route, _methods, _f in http_functions()}
@@ -125,7 +133,7 @@ def test_every_http_route_but_health_needs_a_function_key() -> None:
     declared = _declared_auth_levels()
     assert set(declared) == set(routes), "every HTTP function is declared with an explicit auth_level"
     for route, level in declared.items():
-        expected = "ANONYMOUS" if route == "health" else "FUNCTION"
+        expected = "ANONYMOUS" if route in ANONYMOUS_ROUTES else "FUNCTION"
         assert level == expected, f"{route}: auth_level {level}, expected {expected}"
     assert function_app.app._auth_level is func.AuthLevel.FUNCTION  # the default for a route that names none
 
@@ -150,7 +158,8 @@ def _declared_auth_levels() -> dict[str, str]:
 
 
 def _string_constants(source: Path) -> dict[str, str]:
-    constants = {"CALLBACK_ROUTE": tokens.CALLBACK_ROUTE, "NOTIFICATION_ROUTE": tokens.NOTIFICATION_ROUTE}
+    constants = {"CALLBACK_ROUTE": tokens.CALLBACK_ROUTE, "NOTIFICATION_ROUTE": tokens.NOTIFICATION_ROUTE,
+                 "ROUTE_PARAMETERS": tokens.ROUTE_PARAMETERS}
     for node in ast.parse(source.read_text()).body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             constants.update({t.id: node.value.value for t in node.targets if isinstance(t, ast.Name)})

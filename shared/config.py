@@ -107,7 +107,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(then after twice as long each time, at most 5 times)."),
     # HTTP API and webhooks.
     Setting("WEBHOOK_SIGNING_SECRET", None,
-            "Comma-separated HMAC-SHA256 secrets that sign webhook deliveries; each adds a v1= signature (rotation).",
+            "Comma-separated secrets that sign webhook deliveries (Standard Webhooks); each adds a v1, signature "
+            "(rotation). A whsec_<base64> value is used as given, any other as its UTF-8 bytes.",
             secret=True),
     Setting("WEBHOOK_MAX_ATTEMPTS", "6", "Delivery attempts before a webhook event is dead-lettered."),
     Setting("WEBHOOK_RETRY_BASE_S", "30", "Delay before the second delivery attempt; it doubles for each further one."),

@@ -31,13 +31,7 @@ from shared.storage import names
 from shared.storage.store import Store
 from shared.webhooks.events import WebhookEvent
 from shared.webhooks.publish import delivery_message, subscriptions
-from shared.webhooks.signing import (
-    EVENT_ID_HEADER,
-    EVENT_TYPE_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    signature_header,
-)
+from shared.webhooks.signing import EVENT_TYPE_HEADER, signed_headers
 from shared.webhooks.ssrf import UnsafeUrlError, UrlPolicy, check_url, guarded_session
 
 CONNECT_TIMEOUT_S = 5
@@ -93,13 +87,10 @@ def _signed_request(settings: Settings, event: WebhookEvent) -> tuple[bytes, dic
     if not secrets:
         raise RuntimeError("WEBHOOK_SIGNING_SECRET is empty: webhook deliveries cannot be signed")
     body = event.body()
-    timestamp = str(int(time.time()))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "connective-signing-functions-webhooks/1",
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: signature_header(secrets, timestamp, body),
-        EVENT_ID_HEADER: event.id,
+        **signed_headers(secrets, event.id, int(time.time()), body),
         EVENT_TYPE_HEADER: event.type.value,
     }
     return body, headers

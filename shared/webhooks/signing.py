@@ -1,56 +1,52 @@
-"""Signatures on webhook deliveries, and the check a receiver runs.
+"""Signatures on webhook deliveries, as the Standard Webhooks specification defines them.
 
 Every delivery carries
-    X-Signature-Timestamp: <unix seconds>
-    X-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>[,v1=<hex>...]
-One `v1=` entry per configured secret (WEBHOOK_SIGNING_SECRET is a comma-separated list, the first
-being current), so a receiver keeps verifying while the secret rotates.
+    webhook-id: <event id>             the same on every retry of one event (receivers dedupe on it)
+    webhook-timestamp: <unix seconds>
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<raw body>")>[ v1,<...>]
+so a subscriber verifies with any Standard Webhooks library (`standardwebhooks` for Python, `svix`,
+the Node, Go, Java and .NET ports) and nothing of ours.
 
-The timestamp is inside the signed text, so a receiver that refuses old timestamps refuses replays
-of captured deliveries; within the tolerance window it dedupes on the X-Event-Id header.
+One `v1,` entry per configured secret (WEBHOOK_SIGNING_SECRET is a comma-separated list, the first
+being current), so receivers keep verifying while the secret rotates. A secret written as
+`whsec_<base64>` is the key in the specification's own form; any other value is taken as the key's
+UTF-8 bytes, and `receiver_secret` gives the `whsec_` form to hand to subscribers.
+
+The signing itself is the `standardwebhooks` package's (no dependencies of its own), so what we send
+is exactly what its verifier checks.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
+import base64
+from datetime import UTC, datetime
 
-SIGNATURE_HEADER = "X-Signature"
-TIMESTAMP_HEADER = "X-Signature-Timestamp"
-EVENT_ID_HEADER = "X-Event-Id"
-EVENT_TYPE_HEADER = "X-Event-Type"
-SCHEME = "v1"
-DEFAULT_TOLERANCE_S = 300
+from standardwebhooks.webhooks import Webhook
 
-
-def compute_signature(secret: str, timestamp: str, body: bytes) -> str:
-    signed = timestamp.encode("ascii") + b"." + body
-    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+EVENT_TYPE_HEADER = "X-Event-Type"  # not part of the specification: lets receivers route before parsing
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
 
 
-def signature_header(secrets: list[str], timestamp: str, body: bytes) -> str:
-    return ",".join(f"{SCHEME}={compute_signature(secret, timestamp, body)}" for secret in secrets)
+def receiver_secret(secret: str) -> str:
+    """The secret in the `whsec_<base64>` form that Standard Webhooks libraries take."""
+    if secret.startswith(SECRET_PREFIX):
+        return secret
+    return SECRET_PREFIX + base64.b64encode(secret.encode("utf-8")).decode("ascii")
 
 
-def verify_signature(secret: str, timestamp: str | None, body: bytes, header: str | None,
-                     tolerance_s: float = DEFAULT_TOLERANCE_S, now: float | None = None) -> bool:
-    """True when `header` holds a v1 signature of `body` at `timestamp` made with `secret`, and the
-    timestamp lies within `tolerance_s` of now (either way: clocks drift)."""
-    if not timestamp or not header:
-        return False
-    try:
-        sent_at = int(timestamp)
-    except ValueError:
-        return False
-    current = time.time() if now is None else now
-    if abs(current - sent_at) > tolerance_s:
-        return False
-    expected = compute_signature(secret, timestamp, body)
-    matched = False
-    for part in header.split(","):
-        scheme, _, value = part.strip().partition("=")
-        if scheme == SCHEME:
-            # bytes: compare_digest refuses non-ASCII str (TypeError), and a header may hold anything
-            matched |= hmac.compare_digest(expected.encode(), value.encode("utf-8", "replace"))
-    return matched
+def signature_header(secrets: list[str], event_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value: one `v1,<signature>` per secret, separated by spaces."""
+    sent_at = datetime.fromtimestamp(timestamp, tz=UTC)
+    text = body.decode("utf-8")
+    return " ".join(Webhook(receiver_secret(secret)).sign(event_id, sent_at, text) for secret in secrets)
+
+
+def signed_headers(secrets: list[str], event_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        ID_HEADER: event_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: signature_header(secrets, event_id, timestamp, body),
+    }

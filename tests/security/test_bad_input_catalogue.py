@@ -29,13 +29,13 @@ from shared.storage.packages import PackageRecord
 from shared.storage.status import PackageStatus
 from shared.webhooks.delivery import deliver
 from shared.webhooks.publish import EventType, publish_event, subscriptions
-from shared.webhooks.signing import verify_signature
 from shared.webhooks.subscriptions import Subscription
 from tests.api.conftest import ApiClient, env_for
 from tests.conftest import SandboxHandle
 from tests.pipeline.callback_world import client_for, insert_row, new_ref, settings_for, store_for, token_for
 from tests.pipeline.intake_support import World, base_env, manifest, pdf_with_markers, signer, unique
 from tests.webhooks.receiver import Receiver, running_receiver, take_messages
+from tests.webhooks.verify import verifies
 
 SIGNERS = {"signers": "Anna Peeters <anna@example.com>"}
 
@@ -457,14 +457,13 @@ def test_a_redelivered_event_keeps_its_id_so_receivers_can_drop_the_replay(stora
         deliver(settings, store, message)
         deliver(settings, store, message)  # the same queue message again (at-least-once)
         first, second = _two(receiver)
-    assert first.headers["x-event-id"] == second.headers["x-event-id"] == message["event"]["id"]
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == message["event"]["id"]
     assert first.body == second.body
     for request in (first, second):
-        timestamp = request.headers["x-signature-timestamp"]
-        assert verify_signature(secret, timestamp, request.body, request.headers["x-signature"])
-        # Captured and replayed after the tolerance window: refused.
-        assert not verify_signature(secret, timestamp, request.body, request.headers["x-signature"],
-                                    now=int(timestamp) + 301)
+        assert verifies(secret, request.body, request.headers)
+        # Captured and replayed after the tolerance window: refused (the timestamp is signed).
+        stale = str(int(request.headers["webhook-timestamp"]) - 301)
+        assert not verifies(secret, request.body, {**request.headers, "webhook-timestamp": stale})
 
 
 def _two(receiver: Receiver) -> tuple[Any, Any]:

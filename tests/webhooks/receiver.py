@@ -63,17 +63,22 @@ def running_receiver() -> Iterator[Receiver]:
 
 
 def take_messages(store: Store, subscription_id: str) -> list[dict[str, Any]]:
-    """Messages on webhook-events for one subscriber (others are left on the queue)."""
+    """Messages on webhook-events for one subscriber (others are left on the queue).
+
+    Reads until the queue shows nothing more: other tests of the session leave their subscribers'
+    messages on the same queue, so one batch may not reach ours. Messages read stay hidden until the
+    end, so each is seen once."""
     queue = store.clients.queue(names.WEBHOOK_EVENTS_QUEUE)
     found = []
     others = []
-    for message in queue.receive_messages(max_messages=32, visibility_timeout=30):
-        payload = json.loads(message.content)
-        if payload["subscriptionId"] == subscription_id:
-            found.append(payload)
-            queue.delete_message(message)
-        else:
-            others.append(message)
+    while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=30)):
+        for message in batch:
+            payload = json.loads(message.content)
+            if payload["subscriptionId"] == subscription_id:
+                found.append(payload)
+                queue.delete_message(message)
+            else:
+                others.append(message)
     for message in others:
         queue.update_message(message, content=bytes(message.content).decode(), visibility_timeout=0)
     return found

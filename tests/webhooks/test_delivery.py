@@ -14,10 +14,10 @@ from shared.storage.store import Store
 from shared.webhooks.delivery import Outcome, deliver, retry_delay_s
 from shared.webhooks.events import EventType
 from shared.webhooks.publish import publish_event, subscriptions
-from shared.webhooks.signing import verify_signature
 from shared.webhooks.subscriptions import Subscription
 from tests.webhooks.conftest import SIGNING_SECRET
 from tests.webhooks.receiver import Receiver, take_messages
+from tests.webhooks.verify import verifies
 
 
 def _ref() -> str:
@@ -57,14 +57,12 @@ def test_delivery_is_signed_and_verifiable(settings: Settings, store: Store, rec
 
     assert result.outcome is Outcome.DELIVERED and result.status_code == 200
     [request] = receiver.requests
-    assert verify_signature(SIGNING_SECRET, request.headers["x-signature-timestamp"], request.body,
-                            request.headers["x-signature"])
-    assert not verify_signature("wrong-secret", request.headers["x-signature-timestamp"], request.body,
-                                request.headers["x-signature"])
+    assert verifies(SIGNING_SECRET, request.body, request.headers)
+    assert not verifies("wrong-secret", request.body, request.headers)
     body = json.loads(request.body)
     assert body == {"id": message["event"]["id"], "type": "package.archived", "packageRef": ref,
                     "occurredAt": message["event"]["occurredAt"], "data": {"archiveLocation": "signed-documents/x"}}
-    assert request.headers["x-event-id"] == body["id"]
+    assert request.headers["webhook-id"] == body["id"]
     assert request.headers["x-event-type"] == "package.archived"
     assert request.headers["content-type"] == "application/json"
 
@@ -90,7 +88,7 @@ def test_failures_retry_with_the_same_event_then_dead_letter(settings: Settings,
     assert third.outcome is Outcome.DEAD_LETTERED and third.attempt == 3
     assert take_messages(store, subscription.id) == []
     assert [r.path for r in receiver.requests] == ["/hook"] * 3
-    assert {r.headers["x-event-id"] for r in receiver.requests} == {event_id}
+    assert {r.headers["webhook-id"] for r in receiver.requests} == {event_id}
 
     dead = store.clients.table(names.WEBHOOK_DEAD_LETTERS_TABLE).get_entity(subscription.id, event_id)
     assert dead["Attempts"] == 3 and dead["LastError"] == "HTTP 503"

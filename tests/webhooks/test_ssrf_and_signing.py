@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
 
-from shared.webhooks.signing import compute_signature, signature_header, verify_signature
+from shared.webhooks.signing import receiver_secret, signed_headers
 from shared.webhooks.ssrf import UnsafeUrlError, UrlPolicy, check_url, guarded_session
 from tests.webhooks.receiver import Receiver
+from tests.webhooks.verify import verifies
 
 STRICT = UrlPolicy(allow_loopback=False)
 LOCAL = UrlPolicy(allow_loopback=True)
@@ -67,24 +69,41 @@ def test_the_connected_peer_is_checked_so_dns_rebinding_cannot_reach_loopback(re
     assert len(receiver.requests) == 1
 
 
+def _delivery(secrets: list[str], body: bytes = b'{"id":"e1"}', event_id: str = "e1",
+              timestamp: int | None = None) -> dict[str, str]:
+    return signed_headers(secrets, event_id, int(time.time()) if timestamp is None else timestamp, body)
+
+
 def test_signature_round_trip_and_tamper_checks() -> None:
-    secret, body, now = "s3cret", b'{"id":"e1"}', time.time()
-    timestamp = str(int(now))
-    header = signature_header([secret], timestamp, body)
-    assert header == f"v1={compute_signature(secret, timestamp, body)}"
-    assert verify_signature(secret, timestamp, body, header, now=now)
-    assert not verify_signature(secret, timestamp, body + b" ", header, now=now)
-    assert not verify_signature("other", timestamp, body, header, now=now)
-    assert not verify_signature(secret, str(int(now) - 1), body, header, now=now)  # timestamp is signed
-    assert not verify_signature(secret, timestamp, body, header, tolerance_s=300, now=now + 301)  # replay
-    assert not verify_signature(secret, timestamp, body, header.replace("v1=", "v0="), now=now)
-    assert not verify_signature(secret, None, body, header, now=now)
-    assert not verify_signature(secret, "yesterday", body, header, now=now)
+    """The stock Standard Webhooks verifier accepts a delivery and refuses any change to it."""
+    secret, body = "s3cret", b'{"id":"e1"}'
+    headers = _delivery([secret], body)
+    assert headers["webhook-id"] == "e1" and headers["webhook-signature"].startswith("v1,")
+    assert verifies(secret, body, headers)
+    assert not verifies(secret, body + b" ", headers)
+    assert not verifies("other", body, headers)
+    assert not verifies(secret, body, {**headers, "webhook-id": "e2"})  # the id is signed
+    assert not verifies(secret, body, {**headers, "webhook-timestamp": str(int(headers["webhook-timestamp"]) - 1)})
+    unversioned = headers["webhook-signature"].replace("v1,", "v0,")
+    assert not verifies(secret, body, {**headers, "webhook-signature": unversioned})
+    assert not verifies(secret, body, {k: v for k, v in headers.items() if k != "webhook-timestamp"})
+
+
+def test_a_replay_outside_the_tolerance_window_is_refused() -> None:
+    stale = int(time.time()) - 301  # the specification's verifiers allow five minutes either way
+    assert not verifies("s3cret", b"{}", _delivery(["s3cret"], b"{}", timestamp=stale))
+    assert verifies("s3cret", b"{}", _delivery(["s3cret"], b"{}", timestamp=stale + 60))
 
 
 def test_rotation_signs_with_every_secret() -> None:
-    timestamp, body = str(int(time.time())), b"{}"
-    header = signature_header(["new", "old"], timestamp, body)
-    assert header.count("v1=") == 2
-    assert verify_signature("new", timestamp, body, header)
-    assert verify_signature("old", timestamp, body, header)
+    headers = _delivery(["new", "old"], b"{}")
+    assert headers["webhook-signature"].count("v1,") == 2
+    assert verifies("new", b"{}", headers)
+    assert verifies("old", b"{}", headers)
+
+
+def test_secrets_in_the_specifications_own_form_are_used_as_given() -> None:
+    key = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    assert receiver_secret(key) == key
+    assert receiver_secret("plain") == "whsec_" + base64.b64encode(b"plain").decode()
+    assert verifies(key, b"{}", _delivery([key], b"{}"))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from devtools.host import logs
 from devtools.host.blobs import HOST_CONNECTION
+from devtools.host.channel import WorkerError
 from devtools.host.config import HostConfigError, load_local_settings
 from devtools.host.functions import HTTP_TRIGGER, FunctionSpec
 from devtools.host.invoke import Invoker
@@ -19,7 +20,7 @@ from devtools.host.outputs import OutputWriter
 from devtools.host.storage import StorageAccounts
 from devtools.host.supervisor import WorkerSupervisor
 from devtools.host.web import HttpFrontend, HttpServer
-from devtools.host.worker import HostOptions, load_host
+from devtools.host.worker import HostOptions, http_threads, load_host
 
 READY_LINE = "Host is ready"
 WORKER_START_TIMEOUT_S = 90.0
@@ -70,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     load_local_settings(options.settings)
     logs.configure()
     try:
-        specs, host_json, host_id = load_host(options)
-    except HostConfigError as error:
+        specs, host_json, host_id, channel = load_host(options)
+    except (HostConfigError, WorkerError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     needs_storage = any(spec.trigger.type != HTTP_TRIGGER for spec in specs)
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     keys = HostKeys.from_settings()
     storage = StorageAccounts()
-    invoker = Invoker(OutputWriter(storage, host_json.queues.message_encoding))
+    channel.start_pool(http_threads(specs))
+    invoker = Invoker(channel, OutputWriter(storage, host_json.queues.message_encoding), storage)
     supervisor = WorkerSupervisor(options if needs_storage else HostOptions(**{**vars(options), "workers": 0}))
     state = {"value": "Initializing"}
 

@@ -27,11 +27,11 @@ from azure.storage.queue import QueueMessage
 from devtools.host import logs
 from devtools.host.config import HostConfigError, QueueOptions
 from devtools.host.functions import FunctionSpec
-from devtools.host.invoke import Invoker, Trigger
+from devtools.host.inputs import blob_trigger
+from devtools.host.invoke import Invoker
 from devtools.host.leases import BlobLock, Renewer
 from devtools.host.queues import QueueListener, ensure_queue
 from devtools.host.storage import StorageAccounts, encode_message
-from devtools.host.triggers import blob_trigger_value
 
 HOST_CONTAINER = "azure-webjobs-hosts"
 HOST_CONNECTION = "AzureWebJobsStorage"
@@ -265,14 +265,9 @@ class BlobTriggers:
 
     def _invoke(self, spec: FunctionSpec, work: BlobWork, properties: Any, dequeue_count: int) -> None:
         service = self._storage.blob(spec.trigger.connection)
-        value = blob_trigger_value(spec.trigger_annotation, service, work.container, work.blob_name)
-        metadata: dict[str, Any] = {
-            **(self._paths[work.function_id].match(work.blob_name) or {}),
-            "BlobTrigger": f"{work.container}/{work.blob_name}",
-            "Uri": service.get_blob_client(work.container, work.blob_name).url,
-            "Metadata": dict(properties.metadata or {}),
-        }
-        self._invoker.invoke(spec, Trigger(kind="blob", value=value, metadata=metadata, dequeue_count=dequeue_count))
+        path_values = self._paths[work.function_id].match(work.blob_name) or {}
+        self._invoker.invoke(spec, blob_trigger(spec.trigger, service, work.container, work.blob_name, properties,
+                                                path_values, dequeue_count))
 
     def _to_poison(self, message: QueueMessage) -> None:
         work = BlobWork.from_json(message.content)

@@ -1,4 +1,5 @@
-"""Output bindings (queue, blob, table), written after the function returns, as the real host does."""
+"""Output bindings (queue, blob, table) from the values the worker returned, written after the function
+returns, as the real host does."""
 
 from __future__ import annotations
 
@@ -88,6 +89,9 @@ class OutputWriter:
         client = self._storage.queue(binding.connection).get_queue_client(name)
         self._ensure("queue", binding.connection, name, client.create_queue)
         for message in value if isinstance(value, list) else [value]:
+            # The worker serializes a QueueMessage (alone or in a list) as {"id": ..., "body": ...}.
+            if isinstance(message, dict) and "body" in message:
+                message = message["body"]
             data = message if isinstance(message, str | bytes) else json.dumps(message)
             client.send_message(encode_message(data, self._queue_encoding))
 

@@ -6,11 +6,9 @@ Used for the app's queue triggers and for the host's internal blob-trigger work 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
@@ -18,10 +16,10 @@ from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 from devtools.host import logs
 from devtools.host.config import QueueOptions
 from devtools.host.functions import FunctionSpec
-from devtools.host.invoke import Invoker, Trigger
+from devtools.host.inputs import queue_trigger
+from devtools.host.invoke import Invoker
 from devtools.host.leases import Renewer
 from devtools.host.storage import UndecodableMessage, decode_message
-from devtools.host.triggers import queue_message
 
 # A received message stays invisible this long and is renewed every third of it while its
 # invocation runs, so no other worker gets it mid-run; a worker that dies frees it within this time.
@@ -178,11 +176,9 @@ class QueueTriggerRunner:
             body = decode_message(message.content, self._options.message_encoding)
         except UndecodableMessage as error:
             raise PoisonMessage(str(error)) from error
-        metadata: dict[str, Any] = {"Id": message.id, "DequeueCount": message.dequeue_count,
-                                    "QueueTrigger": body.decode("utf-8", errors="replace")}
-        metadata.update(json_properties(body))
-        self._invoker.invoke(self._spec, Trigger(kind="queue", value=queue_message(message, body),
-                                                 metadata=metadata, dequeue_count=message.dequeue_count))
+        self._invoker.invoke(self._spec, queue_trigger(
+            message.id, body, message.dequeue_count, message.pop_receipt, message.inserted_on, message.expires_on,
+            message.next_visible_on))
 
     def _to_poison_queue(self, message: QueueMessage) -> None:
         ensure_queue(self._poison)
@@ -190,11 +186,3 @@ class QueueTriggerRunner:
         logs.event("host.queue.poisoned", 40, function=self._spec.name, queue=self._queue.queue_name,
                    message_id=message.id, dequeue_count=message.dequeue_count)
 
-
-def json_properties(body: bytes) -> dict[str, Any]:
-    """Top-level properties of a JSON object body: binding expressions like `{packageRef}` use them."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return {}
-    return {k: v for k, v in parsed.items() if isinstance(v, str | int | float)} if isinstance(parsed, dict) else {}

@@ -22,10 +22,10 @@ from devtools.host import logs
 from devtools.host.blobs import HOST_CONNECTION, HOST_CONTAINER, LOCK_RETRY_S
 from devtools.host.config import HostConfigError, parse_timespan
 from devtools.host.functions import FunctionSpec
-from devtools.host.invoke import InvocationFailed, Invoker, Trigger
+from devtools.host.inputs import timer_trigger
+from devtools.host.invoke import InvocationFailed, Invoker
 from devtools.host.leases import LOCK_LEASE_S, BlobLock, Renewer
 from devtools.host.storage import StorageAccounts
-from devtools.host.triggers import timer_request
 
 NEVER = "0001-01-01T00:00:00+00:00"  # `Last` before the first run, .NET's DateTime.MinValue
 MONITOR_THRESHOLD = timedelta(minutes=1)  # the real host monitors schedules of a minute or more by default
@@ -156,10 +156,8 @@ class TimerRunner:
                 return False
 
     def _fire(self, occurrence: datetime, past_due: bool, status: dict[str, Any] | None) -> dict[str, Any]:
-        schedule_info = {"AdjustForDST": True}
-        request = timer_request(past_due=past_due, status=status, schedule=schedule_info)
         # Timers do not retry: after a failure the next occurrence runs as scheduled.
         with Renewer(self._lock.renew, LOCK_LEASE_S / 3, f"timer-{self._spec.name}"), \
                 contextlib.suppress(InvocationFailed):
-            self._invoker.invoke(self._spec, Trigger(kind="timer", value=request, metadata={"past_due": past_due}))
+            self._invoker.invoke(self._spec, timer_trigger(past_due, status if self._use_monitor else None))
         return self._write_status(_iso(occurrence), self._schedule.next_after(datetime.now(UTC)))

@@ -9,20 +9,22 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-import azure.functions as func
+from werkzeug.datastructures import Headers
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from devtools.host import logs
+from devtools.host import logs, rpc
 from devtools.host.config import HostConfigError
 from devtools.host.functions import HTTP_TRIGGER, QUEUE_TRIGGER, RETURN_BINDING, TIMER_TRIGGER, FunctionSpec
-from devtools.host.invoke import InvocationFailed, Invoker, Trigger
+from devtools.host.inputs import http_trigger, queue_trigger, timer_trigger
+from devtools.host.invoke import InvocationFailed, Invoker
 from devtools.host.keys import ADMIN, FUNCTION, HostKeys
 from devtools.host.routes import Router
-from devtools.host.triggers import queue_message_for_admin, timer_request
 
 KEY_HEADER = "x-functions-key"
 
@@ -31,20 +33,42 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(json.dumps(payload), status=status, mimetype="application/json")
 
 
-def to_response(result: Any) -> Response:
-    """What an HTTP function returned, as the answer the real worker would send."""
-    if isinstance(result, func.HttpResponse):
-        headers = dict(result.headers.items())
-        if not any(k.lower() == "content-type" for k in headers):
-            headers["Content-Type"] = f"{result.mimetype}; charset={result.charset}"
-        return Response(result.get_body(), status=result.status_code, headers=headers)
-    if result is None:
-        return Response(status=204)
-    if isinstance(result, bytes):
-        return Response(result, mimetype="application/octet-stream")
-    if isinstance(result, str):
-        return Response(result, mimetype="text/plain")
-    return _json(result)
+def _cookie_header(cookie: rpc.RpcHttpCookie) -> str:
+    parts = [f"{cookie.name}={cookie.value}"]
+    for label, nullable in (("Domain", cookie.domain), ("Path", cookie.path), ("Max-Age", cookie.max_age)):
+        if nullable.HasField("value"):
+            value = int(nullable.value) if label == "Max-Age" else nullable.value
+            parts.append(f"{label}={value}")
+    if cookie.expires.HasField("value"):
+        parts.append(f"Expires={cookie.expires.value:%a, %d %b %Y %H:%M:%S GMT}")
+    if cookie.secure.value:
+        parts.append("Secure")
+    if cookie.http_only.value:
+        parts.append("HttpOnly")
+    same_site = {rpc.RpcHttpCookie.SameSite.Lax: "Lax", rpc.RpcHttpCookie.SameSite.Strict: "Strict",
+                 rpc.RpcHttpCookie.SameSite.ExplicitNone: "None"}.get(cookie.same_site)
+    if same_site:
+        parts.append(f"SameSite={same_site}")
+    return "; ".join(parts)
+
+
+def to_response(returned: rpc.TypedData) -> Response:
+    """The HTTP answer from what the worker returned for `$return`: its RpcHttp, or a plain value."""
+    if returned.WhichOneof("data") != "http":
+        value = rpc.plain(returned)
+        if value is None:
+            return Response(status=204)
+        if isinstance(value, bytes):
+            return Response(value, mimetype="application/octet-stream")
+        if isinstance(value, str):
+            return Response(value, mimetype="text/plain")
+        return _json(value)
+    http = returned.http
+    headers = Headers(list(http.headers.items()))
+    for cookie in http.cookies or []:
+        headers.add("Set-Cookie", _cookie_header(cookie))
+    body = rpc.plain(http.body)
+    return Response(body if body is not None else b"", status=int(http.status_code or 200), headers=headers)
 
 
 class HttpFrontend:
@@ -98,15 +122,13 @@ class HttpFrontend:
         body = request.stream.read(self._max_body_bytes + 1)
         if len(body) > self._max_body_bytes:
             return Response("Request body too large", status=413)
-        http_request = func.HttpRequest(
-            method=request.method, url=request.url, headers=dict(request.headers.items()),
-            params={k: request.args.get(k, "") for k in request.args}, route_params=route_params, body=body)
-        metadata = {**request.args.to_dict(), **route_params}
+        trigger = http_trigger(request.method, request.url, dict(request.headers.items()),
+                               {k: request.args.get(k, "") for k in request.args}, route_params, body)
         try:
-            result = self._invoker.invoke(spec, Trigger(kind="http", value=http_request, metadata=metadata))
+            returned = self._invoker.invoke(spec, trigger)
         except InvocationFailed:
             return Response(status=500)
-        return to_response(result)
+        return to_response(returned)
 
     def _admin_invoke(self, request: Request, name: str) -> Response:
         """`POST /admin/functions/{name}` with the master key runs a non-HTTP function, as in Azure."""
@@ -120,9 +142,10 @@ class HttpFrontend:
         payload = request.get_json(silent=True) or {}
         text = str(payload.get("input", ""))
         if spec.trigger.type == TIMER_TRIGGER:
-            trigger = Trigger(kind="timer", value=timer_request(past_due=False))
+            trigger = timer_trigger(past_due=False)
         elif spec.trigger.type == QUEUE_TRIGGER:
-            trigger = Trigger(kind="queue", value=queue_message_for_admin(text), dequeue_count=1)
+            now = datetime.now(UTC)
+            trigger = queue_trigger(str(uuid.uuid4()), text.encode("utf-8"), 1, inserted_on=now, next_visible_on=now)
         else:
             return _json({"error": f"{spec.trigger.type} functions cannot be run through this endpoint"}, 400)
 

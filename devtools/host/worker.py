@@ -15,8 +15,9 @@ from typing import Any
 
 from devtools.host import logs
 from devtools.host.blobs import BlobTriggers
+from devtools.host.channel import WorkerChannel
 from devtools.host.config import HostJson, default_host_id
-from devtools.host.functions import BLOB_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER, FunctionSpec, load_app
+from devtools.host.functions import BLOB_TRIGGER, HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER, FunctionSpec, index
 from devtools.host.invoke import Invoker
 from devtools.host.outputs import OutputWriter
 from devtools.host.queues import QueueTriggerRunner
@@ -35,11 +36,32 @@ class HostOptions:
     max_body_mb: float = 100.0
 
 
-def load_host(options: HostOptions) -> tuple[list[FunctionSpec], HostJson, str]:
-    """The app's functions, its host.json (beside the app module unless given) and the host id."""
-    specs, script_root = load_app(options.app)
-    host_json = HostJson.load(options.host_json or script_root / "host.json")
-    return specs, host_json, default_host_id(options.app)
+# Threads of the HTTP front end's worker pool: werkzeug serves each request on its own thread.
+HTTP_THREADS = 32
+
+
+def load_host(options: HostOptions) -> tuple[list[FunctionSpec], HostJson, str, WorkerChannel]:
+    """The worker (the app indexed by it), the functions it lists, host.json (beside the app module
+    unless given) and the host id."""
+    channel = WorkerChannel(options.app).start()
+    specs = index(channel.metadata)
+    host_json = HostJson.load(options.host_json or channel.script_root / "host.json")
+    return specs, host_json, default_host_id(options.app), channel
+
+
+def trigger_threads(specs: list[FunctionSpec], host_json: HostJson) -> int:
+    """How many invocations a worker process's listeners may run at once."""
+    queues = host_json.queues
+    per_queue = queues.batch_size + queues.new_batch_threshold
+    count = sum(per_queue for spec in specs if spec.trigger.type == QUEUE_TRIGGER)
+    count += sum(1 for spec in specs if spec.trigger.type == TIMER_TRIGGER)
+    if any(spec.trigger.type == BLOB_TRIGGER for spec in specs):
+        count += min(32, host_json.blob_parallelism) + max(1, host_json.blob_parallelism // 2)
+    return count
+
+
+def http_threads(specs: list[FunctionSpec]) -> int:
+    return HTTP_THREADS if any(spec.trigger.type == HTTP_TRIGGER for spec in specs) else 1
 
 
 class TriggerRuntime:
@@ -75,9 +97,10 @@ def run_worker(options: HostOptions, index: int, ready: Any) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     logs.configure()
-    specs, host_json, host_id = load_host(options)
+    specs, host_json, host_id, channel = load_host(options)
+    channel.start_pool(trigger_threads(specs, host_json))
     storage = StorageAccounts()
-    invoker = Invoker(OutputWriter(storage, host_json.queues.message_encoding))
+    invoker = Invoker(channel, OutputWriter(storage, host_json.queues.message_encoding), storage)
     runtime = TriggerRuntime(specs, host_json, host_id, storage, invoker, stop)
     runtime.start()
     logs.event("host.worker.started", worker=index, host_id=host_id)

@@ -1,6 +1,8 @@
 # One-command entry points. Each target installs what is missing first, so a fresh machine needs
-# only Python 3.11+, Node 20 and make.
+# only Python 3.13 (on PATH or installed through pyenv), Node 20 and make.
 SHELL := /bin/bash
+# The Python that Azure runs the app on (infra/ deploys Flex Consumption with Python 3.13).
+PYTHON_VERSION := 3.13
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
@@ -16,7 +18,10 @@ help:
 setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	python3 -m venv $(VENV)
+	@python="$$(devtools/find-python $(PYTHON_VERSION))" || exit 1; \
+	if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYTHON_VERSION)" ]; then \
+	  echo "error: $(VENV) was made with another Python than $(PYTHON_VERSION); run \`make clean\` and try again" >&2; exit 1; fi; \
+	echo "$$python -m venv $(VENV)"; "$$python" -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $@
 
@@ -31,7 +36,9 @@ browser:
 	  else echo "chromium is missing and this user cannot apt-get install it; the browser test will be skipped"; fi; }
 
 # checkov and pip-audit live in their own venv: checkov pins an older pycep-parser than the Bicep
-# syntax test uses. The vulnerability audit passes with "skipped" where its database is unreachable.
+# syntax test uses. They only read files, so that venv uses the machine's default python3 (checkov
+# is not tested on 3.13 yet). The vulnerability audit passes with "skipped" where its database is
+# unreachable.
 IAC_VENV ?= .venv-iac
 
 $(IAC_VENV)/.installed: devtools/requirements-checks.txt

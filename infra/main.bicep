@@ -41,11 +41,12 @@ param separateDocumentStorage bool = false
 ])
 param storageSku string = 'Standard_ZRS'
 
-@description('Python version of the Flex Consumption runtime.')
+@description('Python version of the Flex Consumption runtime. The app is tested on 3.13.')
 @allowed([
   '3.11'
   '3.12'
   '3.13'
+  '3.14'
 ])
 param pythonVersion string = '3.13'
 
@@ -54,9 +55,8 @@ param pythonVersion string = '3.13'
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-@description('Memory per instance in MB.')
+@description('Memory per instance in MB. 512 is left out: sites@2024-04-01 refuses it on Flex Consumption.')
 @allowed([
-  512
   2048
   4096
 ])
@@ -147,6 +147,9 @@ module hostStorage 'modules/storage-account.bicep' = {
     queues: separateDocumentStorage ? [] : documentQueues
     dataPrincipalId: identity.outputs.principalId
     skuName: storageSku
+    // The deployer's data role goes to the account that holds the documents.
+    deployerPrincipalId: separateDocumentStorage ? '' : principalId
+    deployerPrincipalType: principalType
   }
 }
 
@@ -162,6 +165,8 @@ module documentStorage 'modules/storage-account.bicep' = if (separateDocumentSto
     queues: documentQueues
     dataPrincipalId: identity.outputs.principalId
     skuName: storageSku
+    deployerPrincipalId: principalId
+    deployerPrincipalType: principalType
   }
 }
 
@@ -229,4 +234,5 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output DOCUMENT_STORAGE_ACCOUNT_NAME string = documentAccountName
 output DOCUMENT_STORAGE_ACCOUNT_ID string = eventGrid.outputs.storageAccountId
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = eventGrid.outputs.name
+output EVENT_GRID_SYSTEM_TOPIC_ID string = eventGrid.outputs.id
 output EVENT_GRID_DEADLETTER_CONTAINER string = deadLetterContainer

@@ -1,6 +1,6 @@
 // Event Grid system topic on the document storage account. Flex Consumption runs blob triggers only
 // from Event Grid events. The webhook subscriptions need the app's blobs_extension key, which
-// exists only once the code is deployed, so scripts/post-deploy.* creates them.
+// exists only once the code is deployed, so scripts/post-deploy.sh creates them.
 param name string
 param location string
 param tags object
@@ -37,4 +37,5 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 }
 
 output name string = systemTopic.name
+output id string = systemTopic.id
 output storageAccountId string = account.id

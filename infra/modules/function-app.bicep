@@ -62,7 +62,6 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
     }
     functionAppConfig: {
@@ -88,7 +87,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// Deployments use Entra ID; publishing with a user name and password stays off.
+// Deployments use Entra ID; publishing with a user name and password stays off. These policies are
+// also what turns FTP off: Flex Consumption rejects siteConfig.ftpsState (see docs/DEPLOY.md).
 resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'

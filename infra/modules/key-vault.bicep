@@ -1,6 +1,6 @@
 // Key Vault with RBAC. It holds the Connective credentials and the callback and webhook secrets;
-// their values are written by scripts/post-provision.* and scripts/post-deploy.*, never by this
-// template, so no secret value passes through a deployment's parameters or history.
+// their values are written by scripts/post-provision.sh, never by this template, so no secret value
+// passes through a deployment's parameters or history.
 param name string
 param location string
 param tags object

@@ -74,7 +74,8 @@ def verify_cli(az: str, listed: dict[str, dict[str, str]]) -> list[str]:
                                 timeout=300)
         known = help_flags(result.stdout)
         if result.returncode != 0 or not known:
-            problems.append(f"az {command}: no help from {az} (exit {result.returncode}): {result.stderr.strip()[:300]}")
+            detail = result.stderr.strip()[:300]
+            problems.append(f"az {command}: no help from {az} (exit {result.returncode}): {detail}")
             continue
         problems.extend(f"az {command} {flag}: not in this azure-cli's help" for flag in sorted(set(flags) - known))
     return problems

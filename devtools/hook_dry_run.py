@@ -61,7 +61,8 @@ class StubAz:
         self.state.mkdir(parents=True, exist_ok=True)
         for program in ("az", "sleep"):
             wrapper = self.bin / program
-            wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(STUB))} {program} "$@"\n')
+            command = f"{shlex.quote(sys.executable)} {shlex.quote(str(STUB))} {program}"
+            wrapper.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
             wrapper.chmod(0o755)
 
     def calls(self) -> list[tuple[str, list[str]]]:

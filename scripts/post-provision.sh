@@ -32,8 +32,9 @@ vault_call() {
     fi
     if [ "$wait" = give-up ]; then
       cat "$workdir/error" >&2
-      echo "Key Vault $vault still refuses access. Check that the account running azd has Key Vault Secrets" >&2
-      echo "Officer on the vault (azd sets it from AZURE_PRINCIPAL_ID), then run: azd hooks run postprovision" >&2
+      echo "Key Vault $vault still refuses access." >&2
+      echo "Check that the account running azd has Key Vault Secrets Officer on the vault" >&2
+      echo "(the Bicep assigns it to AZURE_PRINCIPAL_ID), then run: azd hooks run postprovision" >&2
       exit 1
     fi
     echo "Key Vault $vault: no access yet (a new role assignment takes minutes to apply); retrying in ${wait}s" >&2

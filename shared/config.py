@@ -9,10 +9,32 @@ Secrets (`secret=True`) come from Key Vault references in Azure and are never lo
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+
+_log = logging.getLogger(__name__)
+
+# App Service puts the reference text itself in the environment when it cannot resolve a Key Vault
+# reference (no access yet, secret missing, vault unreachable). Such a value is no setting: used as
+# one it would end up in URLs or serve as a secret, so it reads as unset.
+_KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
+_unresolved_reported: set[str] = set()
+
+
+def is_unresolved_key_vault_reference(value: str | None) -> bool:
+    return value is not None and value.lstrip().lower().startswith(_KEY_VAULT_REFERENCE_PREFIX)
+
+
+def _report_unresolved(name: str) -> None:
+    if name not in _unresolved_reported:  # once per process: raw() runs on every read
+        _unresolved_reported.add(name)
+        # The structured-log shape of shared.logging.log_event, without importing it (it may import this module).
+        _log.warning("config.unresolved_key_vault_reference", extra={"fields": {
+            "setting": name, "effect": "treated as unset",
+            "check": "the secret exists and the app's identity may read it (Key Vault Secrets User)"}})
 
 
 @dataclass(frozen=True)
@@ -135,6 +157,9 @@ class Settings:
         if name not in _BY_NAME:
             raise KeyError(f"{name} is not a registered setting; add it to shared.config.SETTINGS")
         value = self._env.get(name)
+        if is_unresolved_key_vault_reference(value):
+            _report_unresolved(name)
+            return _BY_NAME[name].default
         if value is None or value == "":
             return _BY_NAME[name].default
         return value
@@ -142,6 +167,9 @@ class Settings:
     def get(self, name: str) -> str:
         value = self.raw(name)
         if value is None:
+            if is_unresolved_key_vault_reference(self._env.get(name)):
+                raise MissingSetting(f"setting {name} is a Key Vault reference that could not be resolved: check that "
+                                     "the secret exists and that the app's identity may read it")
             raise MissingSetting(f"setting {name} is required: {_BY_NAME[name].description}")
         return value
 
@@ -168,10 +196,14 @@ class Settings:
         if name not in _BY_NAME:
             raise KeyError(f"{name} is not a registered setting; add it to shared.config.SETTINGS")
         value = self._env.get(name)
+        if is_unresolved_key_vault_reference(value):
+            _report_unresolved(name)
+            value = None
         if value:
             return value, {}
         prefix = f"{name}__"
-        parts = {key[len(prefix):]: val for key, val in self._env.items() if key.startswith(prefix) and val}
+        parts = {key[len(prefix):]: val for key, val in self._env.items()
+                 if key.startswith(prefix) and val and not is_unresolved_key_vault_reference(val)}
         if not parts:
             raise MissingSetting(f"setting {name} (or identity-based {name}__*) is required")
         return None, parts

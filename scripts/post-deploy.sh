@@ -80,7 +80,7 @@ JSON
     state=$(az rest --method get --url "$url" --query properties.provisioningState -o tsv)
     case "$state" in
       Succeeded) echo "Event Grid: $1 -> $2"; return 0 ;;
-      Failed|Canceled)
+      Failed|Canceled|AwaitingManualAction)
         echo "Event Grid subscription $1 is $state: Event Grid could not validate the webhook of $2." >&2
         echo "Check that the code is deployed and the app is running, then run: azd hooks run postdeploy" >&2
         exit 1 ;;

@@ -64,3 +64,23 @@ def test_post_deploy_subscribes_the_blob_trigger_functions() -> None:
         source = intake.read_text()
         for function in ("intake_inbox_blob", "intake_batch_manifest"):
             assert function in source, f"functions/intake.py registers no function named {function}"
+
+
+def _scale_groups() -> dict[str, str]:
+    """Flex Consumption's per-function scale groups (all HTTP triggers, all blob triggers, each other
+    function on its own), each with its trigger type."""
+    import function_app
+    groups = {}
+    for function in function_app.app.get_functions():
+        trigger = function.get_trigger().get_binding_name()
+        groups[{"httpTrigger": "http", "blobTrigger": "blob"}.get(trigger, function.get_function_name())] = trigger
+    return groups
+
+
+def test_scaling_section_counts_the_scale_groups() -> None:
+    groups = _scale_groups()
+    assert {"http", "blob"} <= set(groups)
+    assert f"**{len(groups)} scale groups**" in DEPLOY, (
+        f"function_app.py has {len(groups)} scale groups ({sorted(groups)}): update docs/DEPLOY.md, 'Scaling'")
+    timers = sum(trigger == "timerTrigger" for trigger in groups.values())  # a timer runs on one instance
+    assert f"**{(len(groups) - timers) * 40 + timers} instances**" in DEPLOY

@@ -65,3 +65,15 @@ def key_vault_secret(value: Any) -> str | None:
     """The secret name if the value is a Key Vault reference, else None."""
     match = _KEY_VAULT_REFERENCE.match(value) if isinstance(value, str) else None
     return (match.group("name") or match.group("uri_name")) if match else None
+
+
+def registered_functions() -> list[Any]:
+    """The function app's functions as the worker indexes them (azure.functions Function objects).
+
+    Built from the app's function builders the way `FunctionApp.get_functions()` builds them, without
+    its duplicate-name bookkeeping, which makes a second call in the same process fail.
+    """
+    import function_app
+
+    app = function_app.app
+    return [builder.build(app.auth_level) for builder in app._function_builders]

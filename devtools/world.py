@@ -152,7 +152,6 @@ class LocalWorld:
             env.setdefault(MASTER_KEY_SETTING, secrets.token_urlsafe(24))
             env.setdefault("CALLBACK_SECRETS", secrets.token_urlsafe(32))
             env.setdefault("WEBHOOK_SIGNING_SECRET", secrets.token_urlsafe(32))
-            env["CALLBACK_FUNCTION_KEY"] = env.get("CALLBACK_FUNCTION_KEY") or env[FUNCTION_KEYS_SETTING].split(",")[0]
             if urlsplit(env.get("PUBLIC_BASE_URL", "")).hostname in {*LOOPBACK, None}:
                 env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{host_port}"
             if not _uses_real_connective(env):

@@ -80,9 +80,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CALLBACK_SECRETS", None,
             "Comma-separated HMAC secrets for callback tokens; the first signs, all verify (rotation).",
             secret=True),
-    Setting("CALLBACK_FUNCTION_KEY", None,
-            "Not read any more: callback routes are anonymous and carry their token in the path. Older packages' "
-            "URLs still hold a ?code=, which the routes ignore.", secret=True),
     Setting("CALLBACK_RATE_WAIT_S", "0.05",
             "Longest wait (s) for a rate token inside the callback; past it the status read goes to status-refresh."),
     Setting("STATUS_REFRESH_DELAY_S", "10",

@@ -152,7 +152,6 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Callbacks from Connective.
     PUBLIC_BASE_URL: empty(publicBaseUrl) ? 'https://${site.properties.defaultHostName}' : publicBaseUrl
     CALLBACK_SECRETS: '${keyVaultPrefix}CALLBACK-SECRETS)'
-    CALLBACK_FUNCTION_KEY: '${keyVaultPrefix}CALLBACK-FUNCTION-KEY)'
     STATUS_REFRESH_DELAY_S: '10'
     // Intake. Flex Consumption runs blob triggers from Event Grid only.
     BLOB_TRIGGER_SOURCE: 'EventGrid'

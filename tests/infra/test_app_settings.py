@@ -13,7 +13,7 @@ from shared.config import SETTINGS
 IDENTITY_CONNECTIONS = ("AzureWebJobsStorage", "DocumentStorage")
 IDENTITY_SUFFIXES = ("blobServiceUri", "queueServiceUri", "tableServiceUri", "credential", "clientId")
 # Secrets the hook scripts write; the app settings reference them by these names.
-KEY_VAULT_SECRETS = {"CONNECTIVE-USERNAME", "CONNECTIVE-PASSWORD", "CALLBACK-SECRETS", "CALLBACK-FUNCTION-KEY",
+KEY_VAULT_SECRETS = {"CONNECTIVE-USERNAME", "CONNECTIVE-PASSWORD", "CALLBACK-SECRETS",
                      "WEBHOOK-SIGNING-SECRET"}
 
 

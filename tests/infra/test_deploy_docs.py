@@ -69,9 +69,8 @@ def test_post_deploy_subscribes_the_blob_trigger_functions() -> None:
 def _scale_groups() -> dict[str, str]:
     """Flex Consumption's per-function scale groups (all HTTP triggers, all blob triggers, each other
     function on its own), each with its trigger type."""
-    import function_app
     groups = {}
-    for function in function_app.app.get_functions():
+    for function in infra_model.registered_functions():
         trigger = function.get_trigger().get_binding_name()
         groups[{"httpTrigger": "http", "blobTrigger": "blob"}.get(trigger, function.get_function_name())] = trigger
     return groups

@@ -35,8 +35,8 @@ from tests.sandbox.pdfs import make_pdf
 pytestmark = [pytest.mark.slow]
 
 CANARY = f"CANARY{uuid.uuid4().hex.upper()}"  # text that only the test document holds
-SECRET_SETTINGS = ("CONNECTIVE_PASSWORD", "CALLBACK_SECRETS", "CALLBACK_FUNCTION_KEY", "HOST_FUNCTION_KEYS",
-                   "HOST_MASTER_KEY", "WEBHOOK_SIGNING_SECRET")
+SECRET_SETTINGS = ("CONNECTIVE_PASSWORD", "CALLBACK_SECRETS", "HOST_FUNCTION_KEYS", "HOST_MASTER_KEY",
+                   "WEBHOOK_SIGNING_SECRET")
 # The dev host prints the function key once in its start banner, as `func start` does for local keys;
 # that console line is the only place it may appear.
 BANNER_KEY_LINE = re.compile(r"^Function key \(from HOST_FUNCTION_KEYS\): ")

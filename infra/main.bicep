@@ -41,10 +41,8 @@ param separateDocumentStorage bool = false
 ])
 param storageSku string = 'Standard_ZRS'
 
-@description('Python version of the Flex Consumption runtime. The app is tested on 3.13.')
+@description('Python version of the Flex Consumption runtime. The app is tested on 3.13; azure-functions 2.x needs 3.13+.')
 @allowed([
-  '3.11'
-  '3.12'
   '3.13'
   '3.14'
 ])

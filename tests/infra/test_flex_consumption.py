@@ -80,7 +80,8 @@ def test_instance_memory_offers_only_sizes_sites_2024_04_01_accepts() -> None:
 
 
 def test_python_versions_include_the_newest_flex_runtime_and_default_to_the_tested_one() -> None:
-    assert [str(v) for v in _allowed("pythonVersion")] == ["3.11", "3.12", "3.13", "3.14"]
+    # requirements.txt pins azure-functions 2.x, which needs Python 3.13+; 3.14 is GA on Flex Consumption.
+    assert [str(v) for v in _allowed("pythonVersion")] == ["3.13", "3.14"]
     assert "${PYTHON_VERSION=3.13}" in (infra_model.INFRA / "main.parameters.json").read_text()
 
 

@@ -12,15 +12,23 @@ behind one interface:
 `limiter_from_settings` picks one from `CONNECTIVE_RATE_LIMITER` and hands out one instance per
 connection per process, so every client of a connection in a process shares one budget.
 
-The gateway counts arrival times, which come a little after the token is granted. Both limiters
-therefore space the (N+1)-th call at least W + latency margin after the first one.
+The gateway counts arrival times, which come after the token is granted: first the time until the
+request leaves the process (a busy worker, a GC pause, preparing the body), then the trip to the
+gateway. A limiter's bound can only hold if the first part is bounded, and on a busy instance it
+is not by itself. So a grant is a `Permit` with a deadline: the transport re-checks it immediately
+before the request goes out (`Permit.leave`), and a permit past its deadline is void: the request
+is not sent, the permit's room goes back to the limiter, and the transport takes a new permit. The
+calls that do leave therefore leave within `send_allowance_s` of the time the limiter counted
+them at, and each limiter keeps the (N+1)-th call at least W + send allowance + latency margin
+after the first one, the latency margin covering only the trip from leaving to arriving.
+docs/ARCHITECTURE.md ("One rate budget for the fleet") gives the whole argument.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -28,6 +36,10 @@ from shared.config import Settings
 
 LOCAL = "local"
 TABLE = "table"
+# Seconds a permit may take from the time its limiter counts it at to leaving the process. Past it the
+# permit is void and the request is not sent. Short against the window, long against the code path from
+# `acquire` to the socket (well under a millisecond on an idle worker, tens on a loaded one).
+DEFAULT_SEND_ALLOWANCE_S = 0.05
 
 
 class RateLimitDeferred(Exception):
@@ -42,16 +54,56 @@ class RateLimiterUnavailable(RateLimitDeferred):
     """The shared limiter's state cannot be read or written, so no token can be granted safely."""
 
 
+class Permit:
+    """The right to send one call, if it leaves by `send_by` (on the limiter's clock).
+
+    `leave()` is called immediately before the request is written. A permit nobody calls `leave()`
+    on counts as sent at any time up to its deadline: callers that only pace themselves with
+    `acquire` (and send through a transport that takes permits of its own) stay correct.
+    """
+
+    __slots__ = ("_clock", "_release", "_state", "counted_at", "delay_s", "send_by")
+
+    def __init__(self, counted_at: float, send_by: float, clock: Callable[[], float],
+                 release: Callable[[], None] | None = None) -> None:
+        self.counted_at = counted_at
+        self.send_by = send_by
+        self.delay_s: float | None = None  # from `counted_at` to `leave()`, once left or voided
+        self._clock = clock
+        self._release = release
+        self._state = "granted"
+
+    def leave(self) -> bool:
+        """True: the request may go now. False: the permit is too late and void; do not send, take another."""
+        if self._state != "granted":
+            raise RuntimeError(f"a permit is used once (this one is {self._state})")
+        now = self._clock()
+        self.delay_s = max(0.0, now - self.counted_at)
+        if now <= self.send_by:
+            self._state = "sent"
+            return True
+        self._state = "void"
+        if self._release is not None:
+            self._release()
+        return False
+
+
 class RateLimiter(Protocol):
-    def acquire(self, max_wait_s: float) -> None:
+    def acquire(self, max_wait_s: float) -> Permit:
         """Take one token, waiting at most `max_wait_s` seconds.
 
         Raises `RateLimitDeferred` at once (without sleeping) when the wait is known to be longer.
         """
         ...
 
+    def pause(self, seconds: float) -> None:
+        """The gateway answered 429 with Retry-After: grant nothing in this process for `seconds`."""
+        ...
 
-def _check_budget(calls: int, window_s: float, latency_margin_s: float) -> None:
+
+def _check_budget(calls: int, window_s: float, latency_margin_s: float, send_allowance_s: float = 0.0) -> None:
+    if send_allowance_s < 0:
+        raise ValueError(f"send allowance must not be negative, got {send_allowance_s}")
     if calls < 1:
         raise ValueError(f"rate budget must allow at least one call, got {calls}")
     if window_s <= 0:
@@ -61,10 +113,18 @@ def _check_budget(calls: int, window_s: float, latency_margin_s: float) -> None:
 
 
 class LocalRateLimiter:
-    """Sliding log of grant times, in one process.
+    """Sliding log of the times calls are counted at, in one process.
 
     A waiting caller reserves its slot under the lock and sleeps outside it, so callers are
-    served in arrival order and nobody wakes up only to find the slot taken.
+    served in arrival order and nobody wakes up only to find the slot taken. A permit voided for
+    leaving late takes its slot out of the log again: that call never reaches the gateway.
+
+    Why the rule holds: the log is kept sorted, and a new slot t is at least the N-th latest
+    entry + W + send allowance + latency margin, so any window of that length holding t holds at
+    most N - 1 other entries (all later than that N-th latest one). Removing entries (void
+    permits, or entries older than that length before now) never adds a call to any window. A
+    call that leaves does so by its slot + send allowance and arrives within the latency margin
+    after, so arrivals keep N per window W.
     """
 
     def __init__(
@@ -73,31 +133,46 @@ class LocalRateLimiter:
         window_s: float,
         latency_margin_s: float = 0.0,
         *,
+        send_allowance_s: float = DEFAULT_SEND_ALLOWANCE_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        _check_budget(calls, window_s, latency_margin_s)
+        _check_budget(calls, window_s, latency_margin_s, send_allowance_s)
         self.calls = calls
         self.window_s = window_s
-        self._spacing_s = window_s + latency_margin_s
-        # Grant times (some possibly reserved in the near future) of the last `calls` grants.
-        self._grants: deque[float] = deque(maxlen=calls)
+        self.send_allowance_s = send_allowance_s
+        self._spacing_s = window_s + send_allowance_s + latency_margin_s
+        # Sorted times at which calls are counted (some reserved in the near future).
+        self._slots: list[float] = []
+        self._paused_until = float("-inf")
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
 
-    def acquire(self, max_wait_s: float) -> None:
+    def acquire(self, max_wait_s: float) -> Permit:
         with self._lock:
             now = self._clock()
-            slot = now
-            if len(self._grants) == self.calls:
-                slot = max(now, self._grants[0] + self._spacing_s)
+            del self._slots[:bisect.bisect_right(self._slots, now - self._spacing_s)]
+            slot = max(now, self._paused_until)
+            if len(self._slots) >= self.calls:
+                slot = max(slot, self._slots[-self.calls] + self._spacing_s)
             wait_s = slot - now
             if wait_s > max_wait_s:
                 raise RateLimitDeferred(wait_s)
-            self._grants.append(slot)
+            bisect.insort(self._slots, slot)
         if wait_s > 0:
             self._sleep(wait_s)
+        return Permit(slot, slot + self.send_allowance_s, self._clock, lambda: self._release(slot))
+
+    def _release(self, slot: float) -> None:
+        with self._lock:
+            index = bisect.bisect_left(self._slots, slot)
+            if index < len(self._slots) and self._slots[index] == slot:
+                del self._slots[index]
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
 
 
 def connection_key(base_url: str, username: str) -> str:

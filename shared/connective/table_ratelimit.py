@@ -5,10 +5,12 @@ the budget. Writes are guarded by the entity's ETag (optimistic concurrency), so
 never both spend the same room. No library offers a strict sliding-window limiter on Table
 Storage (token buckets allow bursts the gateway refuses), hence this module.
 
-Why the rule holds. A lease granted at reference time `s` may be spent during its validity V,
-and its calls arrive at the gateway up to a latency margin L later: its calls land somewhere in
-[s, s + V + L]. A window of W seconds can touch two such intervals only if their starts are less
-than W + V + L apart (the "horizon"). A lease is written only if, together with every logged lease
+Why the rule holds. A lease granted at reference time `s` hands out its tokens during its
+validity V; each token is a `Permit` that must leave the process within the send allowance A
+after that (the transport re-checks it just before sending and drops a late one unsent), and a
+call arrives at the gateway up to a latency margin L after leaving: the lease's calls land
+somewhere in [s, s + V + A + L]. A window of W seconds can touch two such intervals only if their
+starts are less than W + V + A + L apart (the "horizon"). A lease is written only if, together with every logged lease
 whose start lies within the horizon of its own (on either side), it stays within the budget N.
 For any window, the last-written lease among those it touches saw all the others (ETag
 serialises writes) and they all start within the horizon of its start, so the window holds at
@@ -32,6 +34,7 @@ expires, because its tokens are accounted for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -55,7 +58,7 @@ from azure.core.pipeline import PipelineResponse
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.config import Settings
-from shared.connective.ratelimit import RateLimitDeferred, RateLimiterUnavailable
+from shared.connective.ratelimit import DEFAULT_SEND_ALLOWANCE_S, Permit, RateLimitDeferred, RateLimiterUnavailable
 from shared.logging import get_logger, log_event
 from shared.storage.names import RATE_LIMITS_TABLE
 
@@ -66,6 +69,9 @@ _UNMEASURED_UNCERTAINTY_S = 1.0
 _MAX_CONFLICTS = 8
 # Retry hint when a caller gives up while another thread of the instance is still at the table.
 _MIN_RETRY_S = 0.1
+# The shortest wait reported when the log has no room: without it, a sum that rounds to 0 would send the
+# instance straight back to the table.
+_MIN_WAIT_S = 0.001
 
 _logger = get_logger(__name__)
 
@@ -172,6 +178,7 @@ class TableRateLimiter:
         *,
         lease_validity_s: float = 1.0,
         latency_margin_s: float = 0.1,
+        send_allowance_s: float = DEFAULT_SEND_ALLOWANCE_S,
         clock_skew_s: float = 0.05,
         request_timeout_s: float = 5.0,
         unavailable_retry_s: float = 10.0,
@@ -180,6 +187,8 @@ class TableRateLimiter:
     ) -> None:
         if calls < 1 or window_s <= 0 or lease_size < 1 or lease_validity_s <= 0:
             raise ValueError("calls, window, lease size and lease validity must be positive")
+        if send_allowance_s < 0 or latency_margin_s < 0:
+            raise ValueError("send allowance and latency margin must not be negative")
         if isinstance(table_client_or_connection_string, str):
             self._table = TableClient.from_connection_string(table_client_or_connection_string, RATE_LIMITS_TABLE)
         else:
@@ -189,7 +198,8 @@ class TableRateLimiter:
         self.window_s = window_s
         self._lease_size = lease_size
         self._lease_validity_s = lease_validity_s
-        self._horizon_s = window_s + lease_validity_s + latency_margin_s
+        self._send_allowance_s = send_allowance_s
+        self._horizon_s = window_s + lease_validity_s + send_allowance_s + latency_margin_s
         self._request_options: dict[str, Any] = {
             "connection_timeout": request_timeout_s, "read_timeout": request_timeout_s, "retry_total": 1,
         }
@@ -207,19 +217,22 @@ class TableRateLimiter:
         self._fetching = False
         self._next_lease = 1
         self._lease_id = ""
+        # Permits of the current lease voided for leaving late: never sent, so not spent.
+        self._lease_voided = 0
         # The last lease, if it expired with tokens unused and the log does not know it yet.
         self._unreported: SpentLease | None = None
 
     # -- the RateLimiter protocol -------------------------------------------------------------
 
-    def acquire(self, max_wait_s: float) -> None:
+    def acquire(self, max_wait_s: float) -> Permit:
         deadline = self._clock() + max_wait_s
         with self._condition:
             while True:
                 now = self._clock()
                 if self._tokens > 0 and now < self._lease_expires:
                     self._tokens -= 1
-                    return
+                    return Permit(now, self._lease_expires + self._send_allowance_s, self._clock,
+                                  functools.partial(self._void, self._lease_id))
                 if now < self._unavailable_until:
                     raise RateLimiterUnavailable(self._unavailable_until - now, "the rate limit table is unreachable")
                 if self._fetching:
@@ -233,6 +246,19 @@ class TableRateLimiter:
                     self._sleep_unlocked(self._no_room_until - now)
                 else:
                     self._fetch_lease()
+
+    def pause(self, seconds: float) -> None:
+        """After a 429: hand out nothing for `seconds`; the current lease's tokens go back unused."""
+        with self._condition:
+            self._no_room_until = max(self._no_room_until, self._clock() + max(0.0, seconds))
+            self._lease_expires = min(self._lease_expires, self._clock())
+
+    def _void(self, lease_id: str) -> None:
+        """A permit of lease `lease_id` was dropped unsent. Counted only while that lease is still this
+        instance's current one; later, its report may already be written (counting it used is safe)."""
+        with self._condition:
+            if lease_id == self._lease_id and self._lease_granted:
+                self._lease_voided += 1
 
     def _sleep_unlocked(self, seconds: float) -> None:
         self._condition.release()
@@ -282,13 +308,14 @@ class TableRateLimiter:
         full blocks would make the fleet defer calls while the gateway sits idle.
         """
         if self._lease_granted:
-            unused = self._tokens
-            if unused == 0:
+            unused = self._tokens + self._lease_voided
+            if self._tokens == 0:
                 self._next_lease = min(self._lease_size, 2 * self._lease_granted)
             else:
                 self._next_lease = max(1, self._lease_granted - unused)
+            if unused:
                 self._unreported = SpentLease(self._lease_id, self._lease_granted - unused)
-        self._tokens = self._lease_granted = 0
+        self._tokens = self._lease_granted = self._lease_voided = 0
         return self._next_lease
 
     def _lease_from_table(self, want: int, spent: SpentLease | None) -> LeaseOutcome:
@@ -324,7 +351,8 @@ class TableRateLimiter:
         for lease in sorted(overlapping, key=lambda item: item.start + item.uncertainty_s):
             freed += lease.count
             if freed >= needed:
-                return max(0.0, lease.start + self._horizon_s + lease.uncertainty_s + uncertainty - start)
+                # At least a moment: there is no room now, and rounding may put the sum at or just below 0.
+                return max(_MIN_WAIT_S, lease.start + self._horizon_s + lease.uncertainty_s + uncertainty - start)
         return self._horizon_s
 
     # -- table access ---------------------------------------------------------------------------

@@ -1,6 +1,11 @@
 """One call to Connective: rate token, request, retries, error mapping, and one log line per attempt.
 
-Every attempt, retries included, first takes a token from the connection's limiter. An attempt that
+Every attempt, retries included, first takes a permit from the connection's limiter, and re-checks
+it once the request is prepared, immediately before it is sent: a permit that is past its deadline
+(the worker was descheduled, the body took long to open) is dropped, nothing is sent, and the
+attempt takes a new one (counted as `connective.late_permit`). A 429 that still happens is honoured:
+the limiter grants nothing in this process until Retry-After has passed, the attempt is repeated
+after it if the caller can wait that long, and it is counted (`connective.throttled`). An attempt that
 fails is tried again only when `RetryPolicy` allows it for the operation (see `operations.Replay`),
 within `RetryConfig.max_attempts` and `RetryConfig.total_s`. A 429 waits as Retry-After says, but
 never longer than the caller is willing to wait for a rate token: past that the caller gets
@@ -18,6 +23,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from shared.connective import counters
 from shared.connective.config import ConnectiveConfig
 from shared.connective.errors import (
     AmbiguousCreateError,
@@ -61,10 +67,16 @@ def register_connection_secrets(config: ConnectiveConfig) -> None:
     register_secrets([config.password, token])
 
 
+# Permits that may come back void in a row before the attempt gives up: each void one means the worker
+# could not get from the grant to the socket within the send allowance, and the next may be as late.
+_MAX_LATE_PERMITS = 5
+
+
 @dataclass
 class _Attempt:
     number: int
     started: float
+    send_delay_s: float | None = None
 
 
 class Transport:
@@ -97,24 +109,18 @@ class Transport:
         number = 0
         while True:
             number += 1
-            remaining = self._remaining_s(first_sent_at)
-            try:
-                self.limiter.acquire(rate_wait_s if first_sent_at is None else min(rate_wait_s, remaining))
-            except RateLimitDeferred as deferred:
-                log_event(logger, "connective.deferred", **context, attempt=number,
-                          retry_after_s=round(deferred.retry_after_s, 3))
-                raise
-            attempt = _Attempt(number, time.perf_counter())
-            if first_sent_at is None:
-                first_sent_at = self.clock.monotonic()
             if body is not None and not body.can_resend():
                 raise TransportError(f"{operation.name}: the document stream cannot be sent again",
                                      operation=operation.name)
-            data, body_headers = body.open() if body is not None else (None, {})
+            permit_wait_s = rate_wait_s if first_sent_at is None else min(rate_wait_s, self._remaining_s(first_sent_at))
+            attempt, prepared = self._prepare_with_permit(
+                operation, context, number, permit_wait_s, url, query, headers, body)
+            if first_sent_at is None:
+                first_sent_at = self.clock.monotonic()
             try:
-                response = self.session.request(
-                    operation.method, url, params=query, data=data, headers={**headers, **body_headers},
-                    timeout=self.config.timeout, stream=True)
+                response = self.session.send(prepared, timeout=self.config.timeout, allow_redirects=True,
+                                             **self.session.merge_environment_settings(
+                                                 prepared.url, {}, True, None, None))
                 if response.status_code < 400 and not stream:
                     response.content  # noqa: B018 - read the body inside the attempt, so a read timeout retries
             except requests.RequestException as exc:
@@ -136,6 +142,10 @@ class Transport:
             http_error = self._http_error(operation, response, possibly_applied)
             verdict = self.policy.for_status(status, operation.replay)
             retry_after = http_error.retry_after if status in (429, 503) else None
+            if status == 429:
+                # The gateway's window and ours disagree: nothing more leaves this process until it said.
+                self.limiter.pause(retry_after or 0.0)
+                counters.count(counters.THROTTLED, operation=operation.name)
             delay = self._retry_delay(verdict, number, first_sent_at, retry_after, rate_wait_s)
             self._log(context, attempt, status=status, error_code=http_error.error_code, retry_in_s=delay)
             if verdict is Verdict.AMBIGUOUS:
@@ -145,6 +155,37 @@ class Transport:
             if status in (500, 502, 504):
                 possibly_applied = True
             self.clock.sleep(delay)
+
+    def _prepare_with_permit(self, operation: Operation, context: dict[str, Any], number: int, wait_s: float,
+                             url: str, query: dict[str, Any] | None, headers: dict[str, str],
+                             body: RequestBody | None) -> tuple[_Attempt, requests.PreparedRequest]:
+        """A permit that is still good once the request is ready to go, and that request.
+
+        The check is the last thing before `Session.send`: the request is prepared (body opened,
+        headers built) first, so only the connection pool and the socket lie between the check and
+        the gateway, which the limiter's latency margin covers.
+        """
+        late = 0
+        while True:
+            try:
+                permit = self.limiter.acquire(wait_s)
+            except RateLimitDeferred as deferred:
+                log_event(logger, "connective.deferred", **context, attempt=number,
+                          retry_after_s=round(deferred.retry_after_s, 3))
+                raise
+            attempt = _Attempt(number, time.perf_counter())
+            data, body_headers = body.open() if body is not None else (None, {})
+            prepared = self.session.prepare_request(requests.Request(
+                operation.method, url, params=query, data=data, headers={**headers, **body_headers}))
+            if permit.leave():
+                attempt.send_delay_s = permit.delay_s
+                return attempt, prepared
+            late += 1
+            counters.count(counters.LATE_PERMIT, operation=operation.name)
+            log_event(logger, "connective.late_permit", logging.WARNING, **context, attempt=number,
+                      send_delay_ms=round((permit.delay_s or 0.0) * 1000, 1))
+            if late >= _MAX_LATE_PERMITS:
+                raise RateLimitDeferred(0.0, f"{late} rate permits in a row expired before the request could leave")
 
     def _remaining_s(self, first_sent_at: float | None) -> float:
         if first_sent_at is None:
@@ -198,7 +239,9 @@ class Transport:
     def _log(context: dict[str, Any], attempt: _Attempt, *, status: int | None, error_code: str | None,
              retry_in_s: float | None) -> None:
         ok = status is not None and status < 400
+        delay_ms = None if attempt.send_delay_s is None else round(attempt.send_delay_s * 1000, 1)
         log_event(logger, "connective.call", logging.INFO if ok else logging.WARNING, **context,
                   status=status, duration_ms=round((time.perf_counter() - attempt.started) * 1000, 1),
+                  send_delay_ms=delay_ms,
                   attempt=attempt.number, error_code=error_code,
                   retry_in_s=None if retry_in_s is None else round(retry_in_s, 3))

@@ -16,8 +16,10 @@ from shared.connective import (
     ServerError,
     ThrottledError,
     TransportError,
+    counters,
 )
 from shared.connective.models import PackageStatus
+from shared.connective.ratelimit import Permit
 from tests.client.fakes import make_client
 
 PACKAGE_ID = "0b7e8f4e-4a0e-4c57-9d4d-3f1c2b9a7a11"
@@ -228,8 +230,12 @@ def test_every_attempt_takes_a_rate_token():
     taken: list[float] = []
 
     class CountingLimiter:
-        def acquire(self, max_wait_s: float) -> None:
+        def acquire(self, max_wait_s: float) -> Permit:
             taken.append(max_wait_s)
+            return Permit(0.0, 1.0, lambda: 0.0)
+
+        def pause(self, seconds: float) -> None:
+            pass
 
     h = make_client(limiter=CountingLimiter())
     h.adapter.script((503, None), (429, None, {"Retry-After": "1"}), (200, STATUS_BODY))
@@ -240,8 +246,11 @@ def test_every_attempt_takes_a_rate_token():
 
 def test_no_token_in_time_defers_and_sends_nothing():
     class EmptyLimiter:
-        def acquire(self, max_wait_s: float) -> None:
+        def acquire(self, max_wait_s: float) -> Permit:
             raise RateLimitDeferred(12.5)
+
+        def pause(self, seconds: float) -> None:
+            pass
 
     h = make_client(limiter=EmptyLimiter())
     with pytest.raises(RateLimitDeferred) as caught:
@@ -289,3 +298,56 @@ def test_an_error_after_an_unclear_attempt_says_the_call_may_have_been_applied()
         h.client.expiry_time_stamp(PACKAGE_ID, "2030-01-01T00:00:00Z")
     assert caught.value.possibly_applied
     assert [s.method for s in h.adapter.sent] == ["PUT", "PUT"]
+
+
+class ScriptedPermits:
+    """A limiter handing out permits that are already late (`late` of them), then good ones."""
+
+    def __init__(self, late: int) -> None:
+        self.late = late
+        self.granted = 0
+        self.pauses: list[float] = []
+
+    def acquire(self, max_wait_s: float) -> Permit:
+        self.granted += 1
+        if self.granted <= self.late:
+            return Permit(0.0, 0.05, lambda: 0.3)  # the worker got to the socket 300 ms after the grant
+        return Permit(0.0, 0.05, lambda: 0.001)
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+
+def test_a_permit_that_expired_before_the_send_sends_nothing_and_is_replaced():
+    before = counters.totals().get(counters.LATE_PERMIT, 0)
+    limiter = ScriptedPermits(late=2)
+    h = make_client(limiter=limiter)
+    h.adapter.script((200, STATUS_BODY))
+    h.client.get_package_status(PACKAGE_ID)
+    assert len(h.adapter.sent) == 1
+    assert limiter.granted == 3
+    assert counters.totals()[counters.LATE_PERMIT] - before == 2
+
+
+def test_permits_that_keep_expiring_defer_the_call_without_sending():
+    h = make_client(limiter=ScriptedPermits(late=100))
+    with pytest.raises(RateLimitDeferred):
+        h.client.get_package_status(PACKAGE_ID)
+    assert h.adapter.sent == []
+
+
+def test_a_429_is_honoured_counted_and_repeated_once():
+    seen: list[tuple[str, dict[str, str]]] = []
+    stop = counters.subscribe(lambda name, attributes: seen.append((name, attributes)))
+    try:
+        limiter = ScriptedPermits(late=0)
+        h = make_client(limiter=limiter)
+        h.adapter.script((429, None, {"Retry-After": "2"}), (200, STATUS_BODY))
+        h.client.with_rate_wait(5).get_package_status(PACKAGE_ID)
+    finally:
+        stop()
+    # Nothing more left this process until Retry-After had passed, then the call went once more.
+    assert limiter.pauses == [2.0]
+    assert h.clock.sleeps == [2.0]
+    assert len(h.adapter.sent) == 2 and limiter.granted == 2
+    assert seen == [(counters.THROTTLED, {"operation": "get_package_status"})]

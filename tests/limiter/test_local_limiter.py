@@ -23,7 +23,7 @@ SCHEDULING_SLACK_S = 0.15
 
 
 def test_concurrent_threads_never_exceed_the_budget_in_any_window_and_use_it() -> None:
-    limiter = LocalRateLimiter(CALLS, WINDOW_S, latency_margin_s=0.02)
+    limiter = LocalRateLimiter(CALLS, WINDOW_S, latency_margin_s=0.02, send_allowance_s=0.01)
     grants: list[float] = []
     grants_lock = threading.Lock()
     start = time.monotonic()
@@ -52,7 +52,7 @@ def test_concurrent_threads_never_exceed_the_budget_in_any_window_and_use_it() -
 
 
 def test_defers_at_once_when_the_wait_would_be_too_long() -> None:
-    limiter = LocalRateLimiter(3, 2.0)
+    limiter = LocalRateLimiter(3, 2.0, send_allowance_s=0.0)
     for _ in range(3):
         limiter.acquire(max_wait_s=0)
     began = time.monotonic()
@@ -63,7 +63,7 @@ def test_defers_at_once_when_the_wait_would_be_too_long() -> None:
 
 
 def test_waits_for_a_token_within_the_allowed_wait() -> None:
-    limiter = LocalRateLimiter(2, 0.3)
+    limiter = LocalRateLimiter(2, 0.3, send_allowance_s=0.0)
     limiter.acquire(max_wait_s=0)
     limiter.acquire(max_wait_s=0)
     began = time.monotonic()
@@ -72,7 +72,7 @@ def test_waits_for_a_token_within_the_allowed_wait() -> None:
 
 
 def test_a_deferred_call_reserves_nothing() -> None:
-    limiter = LocalRateLimiter(1, 0.3)
+    limiter = LocalRateLimiter(1, 0.3, send_allowance_s=0.0)
     limiter.acquire(max_wait_s=0)
     for _ in range(5):
         with pytest.raises(RateLimitDeferred):

@@ -68,7 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONNECTIVE_RATE_LIMITER", "local",
             "`local` (one process) or `table` (shared by every instance, in Table Storage)."),
     Setting("CONNECTIVE_RATE_LATENCY_MARGIN_S", "0.1",
-            "Seconds added to the rate window for the trip from token grant to arrival at the gateway."),
+            "Seconds added to the rate window for the trip from a request leaving the app to the gateway."),
     Setting("CONNECTIVE_RATE_LEASE_SIZE", "5", "Tokens the table limiter takes from the shared budget at once."),
     Setting("CONNECTIVE_RATE_LEASE_VALIDITY_S", "1",
             "Seconds a leased block of tokens stays usable; unused tokens then expire."),

@@ -53,7 +53,7 @@ def client_for(sandbox: SandboxHandle, limiter: RateLimiter | None = None) -> Co
 
 def exhausted_limiter(window_s: float = 2.0) -> LocalRateLimiter:
     """A limiter whose only token is spent: the next call would wait about `window_s`."""
-    limiter = LocalRateLimiter(1, window_s)
+    limiter = LocalRateLimiter(1, window_s, send_allowance_s=0.0)
     limiter.acquire(0)
     return limiter
 

@@ -61,7 +61,7 @@ from shared.logging import get_logger, log_event, package_scope
 from shared.pipeline import status_sync, tokens
 from shared.pipeline.errors_report import Rejection
 from shared.pipeline.intake import StoredDocument, record_rejection_of_row
-from shared.pipeline.spec import PackageRequest
+from shared.pipeline.spec import STORED, PackageRequest
 from shared.storage import names
 from shared.storage.packages import PackageRecord, utcnow
 from shared.storage.status import PackageStatus
@@ -380,7 +380,7 @@ class _Plan:
         self.settings = settings
         self.ref = record.ref
         self.created_at = record.created_at
-        self.request = PackageRequest.model_validate(record.spec["request"])
+        self.request = PackageRequest.model_validate(record.spec["request"], context={STORED: True})
         self.documents = [StoredDocument.model_validate(d) for d in record.spec["documents"]]
         self.signing_fields: list[list[dict[str, Any]]] = record.spec["signingFields"]
 
@@ -395,6 +395,11 @@ class _Plan:
 
     def _expiry(self) -> datetime | None:
         if self.request.expires_at is not None:
+            if self.request.expires_at <= datetime.now(UTC):
+                # Valid when submitted, passed while the package waited (for rate tokens, say): Connective
+                # would refuse it, and no retry can help. The input is refused with that reason.
+                raise Rejection("expiry_passed", f"expiresAt ({self.request.expires_at.isoformat()}) passed "
+                                                 "before the package could be created; submit it with a later expiry")
             return self.request.expires_at
         if self.request.expiry_days is not None:
             return datetime.now(UTC).replace(microsecond=0) + timedelta(days=self.request.expiry_days)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 from pydantic import BaseModel, ValidationError
 
@@ -32,7 +32,7 @@ from shared.pipeline.errors_report import Rejection, write_report
 from shared.pipeline.pdfcheck import MARKER_SCAN_MAX_PAGES, PdfFacts, PdfRejected, RangeReader, inspect_pdf
 from shared.pipeline.spec import MAX_LOCATIONS_PER_DOCUMENT, PackageRequest
 from shared.storage import names
-from shared.storage.packages import PackageRecord
+from shared.storage.packages import PackageRecord, RecordTooLarge
 from shared.storage.status import UNCREATED, PackageStatus
 from shared.storage.store import Store
 from shared.webhooks.delivery import url_policy
@@ -386,6 +386,8 @@ def intake_inbox_blob(store: Store, settings: Settings, blob: BlobClient) -> Pac
             document = stored(described.container, described.name, described.etag, described.size, sha256, facts,
                                request, 0)
             fields = resolve_signing_fields(request, [document], marker_template)
+            return _record_accepted_checked(store, ref=ref, source="inbox", source_uri=described.uri,
+                                            request=request, documents=[document], signing_fields=fields)
         except Rejection as rejection:
             return record_rejected(store, ref=ref, source="inbox", container=described.container,
                                    blob_name=described.name, etag=described.etag, rejection=rejection)
@@ -396,8 +398,27 @@ def intake_inbox_blob(store: Store, settings: Settings, blob: BlobClient) -> Pac
         except ResourceModifiedError:
             log_event(logger, "intake.blob_changed", blob=described.name)  # the new version triggers anew
             return None
-        return record_accepted(store, ref=ref, source="inbox", source_uri=described.uri, request=request,
-                               documents=[document], signing_fields=fields)
+        except AzureError:
+            raise  # storage unreachable or refusing: the trigger's retry is the remedy
+        except Exception as error:
+            return record_rejected(store, ref=ref, source="inbox", container=described.container,
+                                   blob_name=described.name, etag=described.etag, rejection=unexpected(error))
+
+
+def unexpected(error: Exception) -> Rejection:
+    """An error no check foresaw. Retrying would fail the same way and end in the poison queue without a
+    word to the uploader, so the input is refused with a report; the exception's type is kept, its message
+    (which may quote the input) is not."""
+    log_event(logger, "intake.unexpected_error", logging.ERROR, error_type=type(error).__name__)
+    return Rejection("intake_failed", f"the input could not be checked ({type(error).__name__}); "
+                                      "it is kept as it is, and the error was logged")
+
+
+def _record_accepted_checked(store: Store, **accepted: Any) -> PackageRecord:
+    try:
+        return record_accepted(store, **accepted)
+    except RecordTooLarge as error:
+        raise Rejection("package_too_large", str(error)) from None
 
 
 def stored(container: str, blob_name: str, etag: str, size: int, sha256: str, facts: PdfFacts,
@@ -488,16 +509,20 @@ def intake_batch_manifest(store: Store, settings: Settings, manifest_blob: BlobC
         if _already_handled(store, ref):
             return store.packages.get(ref)
         try:
-            accepted = _check_batch(store, settings, manifest_blob, described)
+            request, documents, fields = _check_batch(store, settings, manifest_blob, described)
+            return _record_accepted_checked(store, ref=ref, source="batch", source_uri=described.uri,
+                                            request=request, documents=documents, signing_fields=fields)
         except Rejection as rejection:
             return record_rejected(store, ref=ref, source="batch", container=described.container,
                                    blob_name=described.name, etag=described.etag, rejection=rejection)
         except ResourceModifiedError:
             log_event(logger, "intake.blob_changed", blob=described.name)
             return None
-        request, documents, fields = accepted
-        return record_accepted(store, ref=ref, source="batch", source_uri=described.uri, request=request,
-                               documents=documents, signing_fields=fields)
+        except AzureError:
+            raise
+        except Exception as error:
+            return record_rejected(store, ref=ref, source="batch", container=described.container,
+                                   blob_name=described.name, etag=described.etag, rejection=unexpected(error))
 
 
 def _check_batch(store: Store, settings: Settings, manifest_blob: BlobClient,

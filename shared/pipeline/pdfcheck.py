@@ -1,8 +1,12 @@
 """Checks that a document is a usable PDF and finds where signers could sign in it.
 
 Uploaded files are untrusted: a crafted PDF can make a parser recurse very deeply, loop, or eat
-memory. pypdf therefore runs in a child process with a time limit, a memory limit and a low
-recursion limit, so a hostile document costs one rejected input and never the worker.
+memory. pypdf therefore runs in a child process with a memory limit sized to the instance, a low
+recursion limit, a budget of decoded stream bytes and a time limit, and at most
+`CONCURRENT_CHECKS` children run at once per process, so a hostile document costs one rejected
+input and never the worker. The budgets are counts, not clocks: a memory bomb is refused by the
+decoded-bytes budget the same way on an idle machine and a loaded one (the time limit is only the
+last resort, and it too rejects).
 
 The document is never copied whole to the child or to disk. The child reads byte ranges on demand
 from its parent over two pipes; the parent answers each with a `read_range(offset, length)` the
@@ -11,9 +15,12 @@ cross-reference data, the page tree and the content streams, so a 100 MB scan co
 reads: image XObjects are recognised by their dictionary and never read (see `_skip_image_data`).
 The child holds no storage credentials and can read nothing but this one document.
 
-    python -m shared.pipeline.pdfcheck REQUEST_FD ANSWER_FD SIZE [MARKER ...]
+    python -m shared.pipeline.pdfcheck REQUEST_FD ANSWER_FD SIZE MEMORY_BYTES MARKERS_JSON
 
 (started by `inspect_pdf`) prints one JSON object: the facts of the PDF, or the reason it is not acceptable.
+The markers travel as one ASCII JSON argument, so no marker text (a NUL byte, a leading dash) can
+break or steer the command line. Reasons carry a code and the exception type, never a parser's
+message: pypdf's messages quote bytes of the document, which must not reach logs or reports.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,9 +40,18 @@ from pathlib import Path
 from typing import IO, Any
 
 ANALYSIS_TIMEOUT_S = 60.0
-ANALYSIS_MEMORY_BYTES = 1536 * 1024 * 1024
+# Checks running at once in one process (the blob trigger runs several invocations side by side); the
+# others wait for a slot, so the children's memory limits add up to a known share of the instance.
+CONCURRENT_CHECKS = 2
+# Each child may use this share of the instance's memory, within these bounds: on a 2 GB Flex
+# Consumption instance two children take at most 1 GB together and leave the rest to the host.
+MEMORY_SHARE = 4
+MIN_ANALYSIS_MEMORY_BYTES = 384 * 1024 * 1024
+MAX_ANALYSIS_MEMORY_BYTES = 1024 * 1024 * 1024
+# Stream bytes the child may inflate in all (content streams, forms; images are never inflated). Text
+# pages take kilobytes each; a document that needs more is refused as too complex, whatever the clock says.
+MAX_DECODED_BYTES = 64 * 1024 * 1024
 MARKER_SCAN_MAX_PAGES = 200  # text markers beyond this page are not looked for
-MARKER_SCAN_BUDGET_S = 15.0
 MAX_PAGE_POINTS = 3.99 * 72 / 0.0254  # Connective's page limit, 3.99 m
 # The child reads the document in blocks and keeps the last few: pypdf jumps between the
 # cross-reference data at the end and the objects it points to, and re-reads small pieces often.
@@ -80,6 +95,30 @@ class PdfRejected(ValueError):
         self.code = code
 
 
+def instance_memory_bytes() -> int:
+    """The memory this instance may use: the cgroup's limit when there is one, else the machine's."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit() and int(value) < 1 << 50:
+            return int(value)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2 * 1024 * 1024 * 1024
+
+
+def analysis_memory_bytes(instance_bytes: int | None = None) -> int:
+    """The memory limit of one check child: a fixed share of the instance, within bounds."""
+    share = (instance_bytes if instance_bytes is not None else instance_memory_bytes()) // MEMORY_SHARE
+    return max(MIN_ANALYSIS_MEMORY_BYTES, min(MAX_ANALYSIS_MEMORY_BYTES, share))
+
+
+_check_slots = threading.BoundedSemaphore(CONCURRENT_CHECKS)
+
+
 def has_pdf_header(start: bytes) -> bool:
     return start.lstrip(b"\x00\t\r\n\x0c ").startswith(b"%PDF-")
 
@@ -95,11 +134,16 @@ def inspect_pdf(read_range: RangeReader, size: int, markers: list[str] | None = 
         raise PdfRejected("empty_document", "the document is empty")
     if not has_pdf_header(read_range(0, min(size, 1024))):
         raise PdfRejected("not_a_pdf", "the document is not a PDF (no %PDF- header)")
+    with _check_slots:  # waiting for a slot is not part of the check's time limit
+        return _run_child(read_range, size, markers or [], timeout_s)
+
+
+def _run_child(read_range: RangeReader, size: int, markers: list[str], timeout_s: float) -> PdfFacts:
     request_read, request_write = os.pipe()
     answer_read, answer_write = os.pipe()
     try:
         command = [sys.executable, "-m", "shared.pipeline.pdfcheck", str(request_write), str(answer_read), str(size),
-                   *(markers or [])]
+                   str(analysis_memory_bytes()), json.dumps(markers, ensure_ascii=True)]
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, pass_fds=(request_write, answer_read),
                                  cwd=Path(__file__).resolve().parents[2])
@@ -301,10 +345,45 @@ def _object_dictionary(reader: Any, reference: Any) -> Any:
         stream.seek(position)
 
 
-def _analyse(stream: IO[bytes], markers: list[str]) -> PdfFacts:
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PyPdfError
+class _DecodedBytesExceeded(Exception):
+    pass
 
+
+def _limit_decoding(max_bytes: int) -> None:
+    """Count every byte pypdf inflates, and stop the analysis once `max_bytes` are used.
+
+    pypdf bounds each stream on its own (75 MB by default) but not their sum: 25 streams of 70 MB each
+    pass one by one and take gigabytes together. No pypdf setting bounds the sum, so its one decoding
+    entry point is wrapped here; its per-stream limits are lowered to the same budget.
+    """
+    import pypdf
+    import pypdf.filters as filters
+
+    pypdf.overwrite_configuration(**{name: min(getattr(pypdf.get_configuration(), name), max_bytes) for name in (
+        "zlib_maximum_output_length", "lzw_maximum_output_length", "run_length_maximum_output_length",
+        "jbig2_maximum_output_length", "brotli_maximum_output_length", "array_based_stream_maximum_output_length",
+        "maximum_declared_stream_length")})
+    decode = filters.decode_stream_data
+    used = 0
+
+    def counted(stream: Any) -> bytes:
+        nonlocal used
+        data = decode(stream)
+        used += len(data)
+        if used > max_bytes:
+            raise _DecodedBytesExceeded
+        return data
+
+    filters.decode_stream_data = counted  # pypdf looks it up at each call (StreamObject.get_data)
+
+
+def _analyse(stream: IO[bytes], markers: list[str], max_decoded_bytes: int = MAX_DECODED_BYTES) -> PdfFacts:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
+
+    _limit_decoding(max_decoded_bytes)
+    too_complex = PdfRejected("pdf_too_complex", "the PDF needs more decoding than a document to sign should "
+                                                 f"(over {max_decoded_bytes // 1048576} MB of streams)")
     try:
         reader = PdfReader(stream, strict=False)
         if reader.is_encrypted:
@@ -326,9 +405,12 @@ def _analyse(stream: IO[bytes], markers: list[str]) -> PdfFacts:
         raise PdfRejected("pdf_encrypted", "encrypted or password-protected PDFs are not accepted") from None
     except RecursionError:
         raise PdfRejected("pdf_too_deep", "the PDF nests objects too deeply to be read safely") from None
+    except (_DecodedBytesExceeded, LimitReachedError):
+        raise too_complex from None
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, AssertionError,
             ZeroDivisionError, OverflowError) as error:
-        raise PdfRejected("pdf_corrupt", f"the PDF is damaged: {type(error).__name__}: {str(error)[:200]}") from None
+        # The exception's type only: its message quotes bytes of the document.
+        raise PdfRejected("pdf_corrupt", f"the PDF is damaged ({type(error).__name__})") from None
     return PdfFacts(pages=page_count, last_page_size=sizes[-1], signature_fields=signature_fields,
                     markers_found=found)
 
@@ -354,9 +436,8 @@ def _empty_signature_fields(reader: Any) -> list[str]:
 def _find_markers(reader: Any, markers: list[str]) -> list[str]:
     wanted = [marker for marker in markers if marker]
     found: list[str] = []
-    deadline = time.monotonic() + MARKER_SCAN_BUDGET_S
     for index, page in enumerate(reader.pages):
-        if not wanted or index >= MARKER_SCAN_MAX_PAGES or time.monotonic() > deadline:
+        if not wanted or index >= MARKER_SCAN_MAX_PAGES:
             break
         _skip_image_data(reader, page.get("/Resources"))
         text = page.extract_text() or ""
@@ -367,11 +448,11 @@ def _find_markers(reader: Any, markers: list[str]) -> list[str]:
     return [marker for marker in markers if marker in found]
 
 
-def _limit_resources() -> None:
+def _limit_resources(memory_bytes: int) -> None:
     try:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (ANALYSIS_MEMORY_BYTES, ANALYSIS_MEMORY_BYTES))
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     except (ImportError, ValueError, OSError):  # not on this platform: the time limit still holds
         pass
     # pypdf parses nested arrays and dictionaries recursively; a low limit turns a hostile nesting
@@ -380,14 +461,15 @@ def _limit_resources() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3:
-        print("usage: python -m shared.pipeline.pdfcheck REQUEST_FD ANSWER_FD SIZE [MARKER ...]", file=sys.stderr)
+    if len(argv) != 5:
+        print("usage: python -m shared.pipeline.pdfcheck REQUEST_FD ANSWER_FD SIZE MEMORY_BYTES MARKERS_JSON",
+              file=sys.stderr)
         return 2
-    _limit_resources()
-    request_fd, answer_fd, size = (int(value) for value in argv[:3])
+    request_fd, answer_fd, size, memory_bytes = (int(value) for value in argv[:4])
+    _limit_resources(memory_bytes)
     try:
         document = io.BufferedReader(_ParentRanges(request_fd, answer_fd, size), buffer_size=64 * 1024)
-        facts = _analyse(document, argv[3:])
+        facts = _analyse(document, [str(marker) for marker in json.loads(argv[4])])
         answer: dict[str, Any] = {"ok": True, "facts": facts.to_json()}
     except PdfRejected as rejected:
         answer = {"ok": False, "code": rejected.code, "message": str(rejected)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -22,11 +23,16 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 SCHEMA_VERSION = "1"
 
@@ -36,6 +42,8 @@ SIGNING_TYPES = ("Manual", "BeId", "ManualBeId", "SmsOtp", "MailOtp", "Server", 
                  "Itsme")
 _OPENID_SIGNING_TYPE = re.compile(r"^openidconnect:([A-Za-z0-9_.-]{1,64})$", re.IGNORECASE)
 
+# Validation context of a request read back from storage: only rules that hold for all time apply.
+STORED = "stored"
 MAX_DOCUMENTS = 30
 MAX_SIGNERS = 50
 MAX_LOCATIONS_PER_DOCUMENT = 30  # Connective's limit of signing fields per document
@@ -66,8 +74,21 @@ def canonical_signing_type(value: str) -> str:
     return _canonical(value, SIGNING_TYPES, "signing type")
 
 
+# Characters that change how text around them is shown or read, besides the C0/C1 controls: line and
+# paragraph separators and the bidirectional overrides (a name that reads backwards in a mail).
+_LAYOUT_CONTROLS = frozenset("\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _no_controls(value: str) -> str:
+    """Free text that reaches Connective (and its mails and portal) holds no control character of any kind."""
+    for character in value:
+        if unicodedata.category(character) == "Cc" or character in _LAYOUT_CONTROLS:
+            raise ValueError(f"must not contain control characters (found U+{ord(character):04X})")
+    return value
+
+
 def _display_name(value: str) -> str:
-    value = value.strip()
+    value = _no_controls(value.strip())
     if _NAME_FORBIDDEN.search(value):
         raise ValueError("must not contain / \\ ? % * : | ' \" < > & or control characters")
     return value
@@ -77,7 +98,28 @@ DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=150), Af
 DocumentLanguage = Annotated[str, AfterValidator(canonical_document_language)]
 SignerLanguage = Annotated[str, AfterValidator(canonical_signer_language)]
 SigningType = Annotated[str, AfterValidator(canonical_signing_type)]
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+# The same rule for schema readers (Power Automate, editors); the validator gives the clearer message.
+CONTROL_FREE_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+
+
+class _ControlFree:
+    """Annotation: validated by `_no_controls`, shown in JSON schemas as CONTROL_FREE_PATTERN."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_no_controls, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = CONTROL_FREE_PATTERN
+        return json_schema
+
+
+NoControls = _ControlFree()
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=200), NoControls]
+Marker = Annotated[str, StringConstraints(min_length=1, max_length=100), NoControls]
+DocumentPath = Annotated[str, StringConstraints(min_length=1, max_length=1024), NoControls]
+DocumentGroupCode = Annotated[str, StringConstraints(min_length=1, max_length=50), NoControls]
+SubscriberUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048), NoControls]
 
 
 class _Model(BaseModel):
@@ -93,7 +135,7 @@ class SigningLocation(_Model):
 
     document: int | str = Field(
         default=0, description="The document: its 0-based index in `documents`, or its `path`.")
-    marker: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+    marker: Marker | None = Field(
         default=None, description="A text marker written in the PDF (e.g. #SIGN1#) or a form field id.")
     page: int | None = Field(default=None, ge=-9999, le=9999,
                              description="1-based page; negative counts from the last page (-1 = last).")
@@ -126,7 +168,7 @@ class ReminderPolicy(_Model):
 class DocumentSpec(_Model):
     """One document: a blob path (manifests, API) or base64 content (API only). Exactly one of the two."""
 
-    path: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = Field(
+    path: DocumentPath | None = Field(
         default=None, description="Blob path. In a manifest, relative to the batch folder.")
     content: str | None = Field(default=None, description="Base64 PDF bytes (HTTP API only).")
     name: DisplayName | None = Field(default=None, description="Name shown to signers; default: the file name.")
@@ -143,7 +185,8 @@ class DocumentSpec(_Model):
 class SignerSpec(_Model):
     """A person in the signing process. Signers act in `order` (lowest first; equal orders in parallel)."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f<>]*$")]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^<>]*$"),
+                    NoControls]
     email: EmailStr
     phone: str | None = Field(default=None, description="E.164, for SMS OTP, e.g. +32477123456.")
     language: SignerLanguage | None = Field(default=None, description="Language of the signer's pages and mails.")
@@ -192,7 +235,7 @@ class PackageRequest(_Model):
     name: DisplayName = Field(description="Package name shown in the portal and used as the ZIP name.")
     initiator: EmailStr | None = Field(
         default=None, description="Email of a registered portal user; default: the DEFAULT_INITIATOR setting.")
-    document_group_code: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
+    document_group_code: DocumentGroupCode | None = None
     external_reference: Reference | None = Field(
         default=None, description="Your own reference; kept with the package and returned in events.")
     correlation_id: Reference | None = Field(
@@ -200,19 +243,21 @@ class PackageRequest(_Model):
     expires_at: datetime | None = Field(default=None, description="Expiry, ISO-8601 with a time zone.")
     expiry_days: int | None = Field(default=None, ge=1, le=366, description="Expiry in days from creation.")
     reminders: ReminderPolicy | None = None
-    subscribers: list[Annotated[str, StringConstraints(min_length=1, max_length=2048)]] = Field(
+    subscribers: list[SubscriberUrl] = Field(
         default_factory=list, max_length=10, description="Webhook URLs that receive this package's events.")
     documents: list[DocumentSpec] = Field(min_length=1, max_length=MAX_DOCUMENTS)
     signers: list[SignerSpec] = Field(min_length=1, max_length=MAX_SIGNERS)
 
     @field_validator("expires_at")
     @classmethod
-    def _aware_and_future(cls, value: datetime | None) -> datetime | None:
+    def _aware_and_future(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("expiresAt needs a time zone, e.g. 2030-01-31T17:00:00Z")
-        if value <= datetime.now(UTC):
+        # "In the future" is a rule of submission. A stored request (STORED) was checked when it arrived;
+        # time passing since (a backlog waiting for rate tokens) does not make it invalid.
+        if value <= datetime.now(UTC) and not (info.context or {}).get(STORED):
             raise ValueError("expiresAt is in the past")
         return value.astimezone(UTC)
 

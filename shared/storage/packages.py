@@ -26,6 +26,15 @@ ROW_KEY = "package"
 # packageRefs are used as PartitionKeys, in URLs and in blob paths: keep them to a safe alphabet.
 PACKAGE_REF_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,99}$")
 _JSON_FIELDS = ("spec", "signers", "reminder_policy", "archived_files", "subscribers", "documents")
+# Table storage holds at most 32K UTF-16 code units in one string property and 1 MiB in one entity. A JSON
+# field longer than one property (a spec with 50 signers' long names, the file list of 30 long-named
+# documents) continues in `<Name>Json1`, `<Name>Json2`, ...; a character takes at most 2 code units.
+JSON_PART_CHARS = 16_000
+MAX_ROW_BYTES = 900 * 1024  # below the entity limit, with room for the fixed properties
+
+
+class RecordTooLarge(ValueError):
+    """The row would exceed what one Table entity holds."""
 
 
 def utcnow() -> datetime:
@@ -90,11 +99,17 @@ class PackageRecord(BaseModel):
         for name, value in self.model_dump(exclude={"ref", "etag"}).items():
             key = _pascal(name)
             if name in _JSON_FIELDS:
-                entity[key + "Json"] = json.dumps(value, separators=(",", ":"), default=str)
+                text = json.dumps(value, separators=(",", ":"), default=str)
+                for index, start in enumerate(range(0, max(len(text), 1), JSON_PART_CHARS)):
+                    entity[f"{key}Json{index or ''}"] = text[start:start + JSON_PART_CHARS]
             elif isinstance(value, PackageStatus):
                 entity[key] = value.value
             elif value is not None:
                 entity[key] = value
+        size = sum(_stored_bytes(value) for value in entity.values())
+        if size > MAX_ROW_BYTES:
+            raise RecordTooLarge(f"package {self.ref} would need {size // 1024} KB in its table row; "
+                                 f"the limit is {MAX_ROW_BYTES // 1024} KB")
         return entity
 
     @classmethod
@@ -105,7 +120,7 @@ class PackageRecord(BaseModel):
                 continue
             key = _pascal(name)
             if name in _JSON_FIELDS:
-                raw = entity.get(key + "Json")
+                raw = "".join(_json_parts(entity, key + "Json"))
                 if raw:
                     data[name] = json.loads(raw)
             elif key in entity and entity[key] is not None:
@@ -113,6 +128,19 @@ class PackageRecord(BaseModel):
         record = cls.model_validate(data)
         record.etag = entity.metadata.get("etag") if hasattr(entity, "metadata") else None
         return record
+
+
+def _json_parts(entity: dict[str, Any], name: str) -> Iterator[str]:
+    """`Name`, `Name1`, `Name2`, ... until one is missing (an entity has no gaps: every write replaces it)."""
+    index = 0
+    while (part := entity.get(f"{name}{index or ''}")) is not None:
+        yield part
+        index += 1
+
+
+def _stored_bytes(value: Any) -> int:
+    """About what a property costs in the entity: strings are stored as UTF-16, other values take 8 bytes."""
+    return len(value.encode("utf-16-le")) + 8 if isinstance(value, str) else 16
 
 
 def _pascal(name: str) -> str:

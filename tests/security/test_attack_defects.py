@@ -1,0 +1,277 @@
+"""Defects an outside attack found, each shown fixed: hostile manifests get a report instead of vanishing,
+rows never outgrow Table storage, and rules that held at submission are not applied again later."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.logging import JsonFormatter
+from shared.pipeline import creation, intake, spec
+from shared.pipeline.pdfcheck import PdfRejected, inspect_pdf
+from shared.storage import names
+from shared.storage.status import PackageStatus
+from tests.api.conftest import ApiClient, env_for
+from tests.conftest import SandboxHandle
+from tests.pipeline.intake_support import World, base_env, manifest, pdf_with_markers, signer, unique
+
+
+@pytest.fixture()
+def world(storage_connection_string: str) -> World:
+    return World(base_env(storage_connection_string))
+
+
+@pytest.fixture()
+def api(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) -> ApiClient:
+    return ApiClient(monkeypatch, env_for(storage_connection_string))
+
+
+def batch(world: World, body: dict[str, Any], documents: dict[str, bytes]) -> Any:
+    folder = unique("attack")
+    for path, data in documents.items():
+        world.upload(names.BATCHES_CONTAINER, f"{folder}/{path}", data)
+    blob = world.upload(names.BATCHES_CONTAINER, f"{folder}/manifest.json", json.dumps(body).encode())
+    return intake.intake_batch_manifest(world.store, world.settings, blob)
+
+
+def rejected_with_report(world: World, record: Any) -> dict[str, Any]:
+    assert record is not None and record.status is PackageStatus.INPUT_REJECTED, record
+    report = world.report(record)
+    assert [e["kind"] for e in world.store.events.history(record.ref)] == ["input_rejected"]
+    return report
+
+
+def api_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"schemaVersion": "1", "name": "Contract",
+                            "documents": [{"content": base64.b64encode(pdf_with_markers("#SIGN1#")).decode(),
+                                           "name": "Contract"}],
+                            "signers": [{"name": "Ann Smith", "email": "ann@example.com"}]}
+    body.update(overrides)
+    return body
+
+
+def no_staged_copy(api: ApiClient, answer_ref: str) -> bool:
+    staging = api.store.clients.container(names.STAGING_CONTAINER)
+    return list(staging.list_blobs(name_starts_with=f"{answer_ref}/")) == []
+
+
+# ---- NUL byte in a signing-field marker ------------------------------------------------------------------
+
+NUL_MARKER = [signer("Anna", "anna@example.com", locations=[{"document": 0, "marker": "#SIGN\u00001#"}])]
+
+
+def test_a_nul_byte_in_a_marker_is_rejected_with_a_report(world: World) -> None:
+    record = batch(world, manifest(["a.pdf"], NUL_MARKER), {"a.pdf": pdf_with_markers("#SIGN1#")})
+    report = rejected_with_report(world, record)
+    assert report["reason"]["code"] == "schema_invalid"
+    assert "control character" in report["reason"]["message"]
+
+
+def test_a_nul_byte_in_a_marker_never_reaches_the_check_child() -> None:
+    document = pdf_with_markers("#SIGN1#")
+    facts = inspect_pdf(lambda offset, length: document[offset:offset + length], len(document),
+                        ["#SIGN1#", "#A\x00B#", "-not-an-option", "\u00e9\u20ac"])
+    assert facts.markers_found == ["#SIGN1#"]
+
+
+def test_a_nul_byte_in_a_marker_is_a_400_through_the_api(api: ApiClient) -> None:
+    key = uuid.uuid4().hex
+    body = api_body(signers=[{"name": "Ann Smith", "email": "ann@example.com",
+                              "locations": [{"document": 0, "marker": "#SIGN\u00001#"}]}])
+    answer = api.call("POST", "/api/packages", body, headers={"Idempotency-Key": key})
+    assert answer.status == 400, answer.body[:300]
+    assert [e["field"] for e in answer.json()["errors"]] == ["signers[0].locations[0].marker"]
+
+
+def test_an_unexpected_error_in_intake_becomes_a_report(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in a check")
+
+    monkeypatch.setattr(intake, "check_explicit_markers", broken)
+    record = batch(world, manifest(["a.pdf"], [signer("Anna", "anna@example.com")]),
+                   {"a.pdf": pdf_with_markers("#SIGN1#")})
+    report = rejected_with_report(world, record)
+    assert report["reason"]["code"] == "intake_failed" and "RuntimeError" in report["reason"]["message"]
+
+
+# ---- control characters in free text that reaches Connective ------------------------------------------
+
+@pytest.mark.parametrize("field, value", [
+    ("documentGroupCode", "group\u0007code"), ("documentGroupCode", "line\nbreak"), ("documentGroupCode", "\u009b31m"),
+    ("name", "Con\u0085tract"), ("externalReference", "ref\u200e\u202e"), ("correlationId", "a\tb"),
+])
+def test_control_characters_are_refused_in_free_text(api: ApiClient, field: str, value: str) -> None:
+    answer = api.call("POST", "/api/packages", api_body(**{field: value}),
+                      headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert answer.status == 400, answer.body[:300]
+    assert [e["field"] for e in answer.json()["errors"]] == [field]
+
+
+def test_control_characters_are_refused_in_signer_and_document_text(api: ApiClient) -> None:
+    body = api_body(signers=[{"name": "Ann\u0085Smith", "email": "ann@example.com", "externalReference": "x\u2028y"}])
+    body["documents"][0]["name"] = "Con\u009ftract"
+    answer = api.call("POST", "/api/packages", body, headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert answer.status == 400
+    assert sorted(e["field"] for e in answer.json()["errors"]) == [
+        "documents[0].name", "signers[0].externalReference", "signers[0].name"]
+
+
+# ---- a row larger than one Table property ------------------------------------------------------------
+
+def crowded_signers() -> list[dict[str, Any]]:
+    """30 signers and 20 receivers with the longest names and references the schema allows."""
+    people = []
+    for index in range(50):
+        email = f"{'p' * 54}{index:02d}@{'d' * 60}.{'e' * 60}.example.com"
+        person = signer(f"{'Name ' * 39}{index:03d}", email, order=1 + index % 5,
+                        externalReference=f"{index:03d}" + "r" * 197)
+        if index >= 30:
+            person["type"] = "Receiver"
+        people.append(person)
+    return people
+
+
+def test_a_valid_package_larger_than_one_table_property_is_accepted(world: World) -> None:
+    body = manifest(["a.pdf"], crowded_signers(), externalReference="x" * 200)
+    record = batch(world, body, {"a.pdf": pdf_with_markers("#SIGN1#")})
+    assert record is not None and record.status is PackageStatus.RECEIVED, record.final_reason
+    again = world.row(record.ref)
+    assert len(again.spec["request"]["signers"]) == 50 and len(again.signers) == 50
+    assert len(json.dumps(again.spec)) > 32_768  # more than one property could hold
+
+
+def test_a_valid_package_larger_than_one_table_property_is_accepted_by_the_api(api: ApiClient) -> None:
+    answer = api.call("POST", "/api/packages", api_body(signers=crowded_signers()),
+                      headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert answer.status == 202, answer.body[:300]
+
+
+# ---- the PDF check: memory bombs, budgets and what reaches the logs -------------------------------------
+
+def bomb_pdf(streams: int = 25, stream_mb: int = 70) -> bytes:
+    """A small PDF whose page draws `streams` content streams of `stream_mb` MB each once inflated.
+
+    The deflated stream is made once (zeros deflate about 1000:1) and repeated under distinct object
+    numbers, so the file costs a few MB to build while a parser would inflate every copy.
+    """
+    squeezer = zlib.compressobj(9)
+    chunk = b" " * (1024 * 1024)
+    deflated = b"".join(squeezer.compress(chunk) for _ in range(stream_mb)) + squeezer.flush()
+    content_numbers = list(range(4, 4 + streams))
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 << /Type /Font "
+               b"/Subtype /Type1 /BaseFont /Helvetica >> >> >> /Contents ["
+               + b" ".join(b"%d 0 R" % n for n in content_numbers) + b"] >>"]
+    objects += [b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(deflated) + deflated + b"\nendstream"
+                for _ in content_numbers]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_a_memory_bomb_pdf_is_rejected_by_the_decoded_bytes_budget() -> None:
+    document = bomb_pdf()
+    assert len(document) < 3 * 1024 * 1024
+    with pytest.raises(PdfRejected) as rejected:
+        inspect_pdf(lambda offset, length: document[offset:offset + length], len(document), ["#SIGN1#"])
+    assert rejected.value.code == "pdf_too_complex"
+
+
+def test_the_memory_bomb_is_rejected_the_same_way_however_slow_the_machine() -> None:
+    """No time budget decides: with reads slowed down the outcome is the same rejection, not an acceptance."""
+    document = bomb_pdf(streams=3, stream_mb=60)
+
+    def slow_reads(offset: int, length: int) -> bytes:
+        import time
+        time.sleep(0.002)
+        return document[offset:offset + length]
+
+    with pytest.raises(PdfRejected) as rejected:
+        inspect_pdf(slow_reads, len(document), ["#SIGN1#"])
+    assert rejected.value.code == "pdf_too_complex"
+
+
+def test_parser_messages_that_quote_the_document_never_reach_logs_or_reports(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    canary = b"CANARY-7f3a9b"
+    # pypdf's message for this damage quotes the bytes around it (the catalogue object is not an object).
+    objects = [canary + b" " + canary, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /MediaBox [0 0 595 842] /Parent 2 0 R >>"]
+    out = bytearray(b"%PDF-1.7\n%" + b"-" * 200 + b"\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 4\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    document = bytes(out)
+    caplog.set_level(logging.DEBUG)
+    blob = world.upload(names.INBOX_CONTAINER, f"{unique()}.pdf", document,
+                        metadata={"signers": "Anna <anna@example.com>"})
+    record = intake.intake_inbox_blob(world.store, world.settings, blob)
+    report = rejected_with_report(world, record)
+    assert report["reason"]["code"] == "pdf_corrupt"
+    logged = "\n".join(JsonFormatter().format(entry) for entry in caplog.records)
+    assert "intake.rejected" in logged and canary.decode() not in logged
+    assert canary.decode() not in json.dumps(report) and canary.decode() not in (record.final_reason or "")
+
+
+# ---- expiresAt that passes before creation runs ----------------------------------------------------------
+
+def _row_with_expiry(world: World, expires_at: datetime) -> Any:
+    """A Received row whose expiresAt was in the future when it was accepted, set to `expires_at` since."""
+    body = manifest(["a.pdf"], [signer("Anna", "anna@example.com")],
+                    expiresAt=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    record = batch(world, body, {"a.pdf": pdf_with_markers("#SIGN1#")})
+    assert record is not None and record.status is PackageStatus.RECEIVED, record and record.final_reason
+
+    def age(row: Any) -> bool:
+        row.spec["request"]["expiresAt"] = expires_at.isoformat()
+        return True
+
+    world.store.packages.mutate(record.ref, age)
+    return record
+
+
+def test_an_expiry_that_passed_while_waiting_refuses_the_input_instead_of_retrying_for_ever(
+        storage_connection_string: str, sandbox: SandboxHandle) -> None:
+    world = World(base_env(storage_connection_string, sandbox))
+    record = _row_with_expiry(world, datetime.now(UTC) - timedelta(minutes=1))
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert outcome is creation.Outcome.REJECTED
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.INPUT_REJECTED and world.report(row)["reason"]["code"] == "expiry_passed"
+
+
+def test_creation_does_not_apply_the_submission_rule_to_a_stored_expiry(
+        storage_connection_string: str, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Valid at submission, valid at creation: the stored request is read back without re-checking the clock."""
+    world = World(base_env(storage_connection_string, sandbox))
+    expires_at = datetime.now(UTC) + timedelta(hours=2)
+    record = _row_with_expiry(world, expires_at)
+    real = spec.PackageRequest.model_validate
+
+    def strict_clock(data: Any, **kwargs: Any) -> Any:  # a clock that says the expiry has passed, while validating
+        if (kwargs.get("context") or {}).get(spec.STORED):
+            return real(data, **kwargs)
+        raise AssertionError("creation validated the stored request as a new submission")
+
+    monkeypatch.setattr(spec.PackageRequest, "model_validate", strict_clock)
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert outcome is creation.Outcome.CREATED and world.row(record.ref).status is PackageStatus.PENDING

@@ -34,7 +34,7 @@ from shared.config import Settings
 from shared.logging import get_logger, log_event, package_scope
 from shared.pipeline import intake, routing
 from shared.pipeline.errors_report import Rejection
-from shared.pipeline.spec import PackageRequest
+from shared.pipeline.spec import PackageRequest, is_control
 from shared.storage import names
 from shared.storage.packages import PackageRecord
 from shared.storage.store import Store
@@ -89,7 +89,8 @@ def _stage(store: Store, ref: str, request: PackageRequest) -> list[tuple[str, s
     for index, document in enumerate(request.documents):
         if document.content is None:
             container, _, blob_name = (document.path or "").partition("/")
-            if container not in PATH_CONTAINERS or not blob_name or ".." in blob_name.split("/"):
+            if (container not in PATH_CONTAINERS or not blob_name or ".." in blob_name.split("/")
+                    or any(is_control(character) for character in blob_name)):
                 raise ApiProblem(400, f"documents[{index}].path must be container/blob with a container among "
                                       f"{', '.join(PATH_CONTAINERS)}.",
                                  errors=[FieldError(field=f"documents[{index}].path", message="unsupported path")])

@@ -433,8 +433,7 @@ def stored(container: str, blob_name: str, etag: str, size: int, sha256: str, fa
 
 
 def _file_stem(blob_name: str) -> str:
-    stem = re.sub(r"\.pdf$", "", blob_name.rpartition("/")[2], flags=re.IGNORECASE)
-    return re.sub(r"\s+", " ", re.sub(r"[/\\?%*:|'\"<>&\x00-\x1f\x7f]", " ", stem)).strip()[:150] or "Document"
+    return routing.printable_name(re.sub(r"\.pdf$", "", blob_name.rpartition("/")[2], flags=re.IGNORECASE))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from shared.pipeline.spec import (
     SignerSpec,
     SigningType,
     _Model,
+    is_control,
 )
 from shared.storage import names
 from shared.storage.store import Store
@@ -160,8 +161,8 @@ def single_pdf_request(*, blob_name: str, metadata: dict[str, str], profiles: di
                                           if profile and profile.package_name_prefix else stem)
     request: dict[str, Any] = {
         "schemaVersion": "1",
-        "name": _printable_name(name),
-        "documents": [{"path": blob_name, "name": _printable_name(stem),
+        "name": printable_name(name),
+        "documents": [{"path": blob_name, "name": printable_name(stem),
                        **({"language": language} if language else {})}],
         "signers": signers,
     }
@@ -185,9 +186,9 @@ def single_pdf_request(*, blob_name: str, metadata: dict[str, str], profiles: di
     return request, marker
 
 
-def _printable_name(name: str) -> str:
-    """File names may hold characters Connective refuses in names; those become spaces."""
-    cleaned = re.sub(r"[/\\?%*:|'\"<>&\x00-\x1f\x7f]", " ", name)
+def printable_name(name: str) -> str:
+    """File names may hold characters Connective refuses in names, and control characters; those become spaces."""
+    cleaned = re.sub(r"[/\\?%*:|'\"<>&]", " ", "".join(" " if is_control(c) else c for c in name))
     return re.sub(r"\s+", " ", cleaned).strip()[:150] or "Document"
 
 

@@ -79,10 +79,14 @@ def canonical_signing_type(value: str) -> str:
 _LAYOUT_CONTROLS = frozenset("\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+def is_control(character: str) -> bool:
+    return unicodedata.category(character) == "Cc" or character in _LAYOUT_CONTROLS
+
+
 def _no_controls(value: str) -> str:
     """Free text that reaches Connective (and its mails and portal) holds no control character of any kind."""
     for character in value:
-        if unicodedata.category(character) == "Cc" or character in _LAYOUT_CONTROLS:
+        if is_control(character):
             raise ValueError(f"must not contain control characters (found U+{ord(character):04X})")
     return value
 
@@ -117,7 +121,8 @@ class _ControlFree:
 NoControls = _ControlFree()
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=200), NoControls]
 Marker = Annotated[str, StringConstraints(min_length=1, max_length=100), NoControls]
-DocumentPath = Annotated[str, StringConstraints(min_length=1, max_length=1024), NoControls]
+# A blob path never reaches Connective, and blob names may hold any character: intake judges paths itself.
+DocumentPath = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 DocumentGroupCode = Annotated[str, StringConstraints(min_length=1, max_length=50), NoControls]
 SubscriberUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048), NoControls]
 

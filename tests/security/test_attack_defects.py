@@ -18,19 +18,9 @@ from shared.pipeline import creation, intake, spec
 from shared.pipeline.pdfcheck import PdfRejected, inspect_pdf
 from shared.storage import names
 from shared.storage.status import PackageStatus
-from tests.api.conftest import ApiClient, env_for
+from tests.api.conftest import ApiClient
 from tests.conftest import SandboxHandle
 from tests.pipeline.intake_support import World, base_env, manifest, pdf_with_markers, signer, unique
-
-
-@pytest.fixture()
-def world(storage_connection_string: str) -> World:
-    return World(base_env(storage_connection_string))
-
-
-@pytest.fixture()
-def api(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) -> ApiClient:
-    return ApiClient(monkeypatch, env_for(storage_connection_string))
 
 
 def batch(world: World, body: dict[str, Any], documents: dict[str, bytes]) -> Any:

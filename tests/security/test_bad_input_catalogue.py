@@ -30,7 +30,7 @@ from shared.storage.status import PackageStatus
 from shared.webhooks.delivery import deliver
 from shared.webhooks.publish import EventType, publish_event, subscriptions
 from shared.webhooks.subscriptions import Subscription
-from tests.api.conftest import ApiClient, env_for
+from tests.api.conftest import ApiClient
 from tests.conftest import SandboxHandle
 from tests.pipeline.callback_world import client_for, insert_row, new_ref, settings_for, store_for, token_for
 from tests.pipeline.intake_support import World, base_env, manifest, pdf_with_markers, signer, unique
@@ -38,16 +38,6 @@ from tests.webhooks.receiver import Receiver, running_receiver, take_messages
 from tests.webhooks.verify import verifies
 
 SIGNERS = {"signers": "Anna Peeters <anna@example.com>"}
-
-
-@pytest.fixture()
-def world(storage_connection_string: str) -> World:
-    return World(base_env(storage_connection_string))
-
-
-@pytest.fixture()
-def api(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str) -> ApiClient:
-    return ApiClient(monkeypatch, env_for(storage_connection_string))
 
 
 # ---- consistency checks shared by the blob cases ---------------------------------------------------------

@@ -55,17 +55,6 @@ def test_azd_hooks_exist_and_parse(hook: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_post_deploy_subscribes_the_blob_trigger_functions() -> None:
-    script = (infra_model.ROOT / "scripts" / "post-deploy.sh").read_text()
-    for function in ("intake_inbox_blob", "intake_batch_manifest"):
-        assert re.search(rf"^subscribe \S+ {function} ", script, flags=re.M)
-    intake = infra_model.ROOT / "functions" / "intake.py"
-    if intake.exists():  # the function names must match the registered ones
-        source = intake.read_text()
-        for function in ("intake_inbox_blob", "intake_batch_manifest"):
-            assert function in source, f"functions/intake.py registers no function named {function}"
-
-
 def _scale_groups() -> dict[str, str]:
     """Flex Consumption's per-function scale groups (all HTTP triggers, all blob triggers, each other
     function on its own), each with its trigger type."""

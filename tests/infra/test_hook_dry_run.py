@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from devtools import az_commands, hook_dry_run
+from devtools import az_commands, hook_dry_run, infra_model
 from devtools.az_stub import BLOBS_KEY
 from devtools.hook_dry_run import AZD_ENVIRONMENT, FIRST_DEPLOY, StubAz
 
 SECRETS = ["CONNECTIVE-USERNAME", "CONNECTIVE-PASSWORD", "CALLBACK-SECRETS", "WEBHOOK-SIGNING-SECRET"]
 TOPIC = AZD_ENVIRONMENT["EVENT_GRID_SYSTEM_TOPIC_ID"]
+POST_DEPLOY = infra_model.ROOT / "scripts" / "post-deploy.sh"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    function: str
+    container: str
+    suffix: str  # "" for none
+
+
+def _subscriptions() -> list[Subscription]:
+    """The `subscribe NAME FUNCTION CONTAINER SUFFIX` lines of post-deploy.sh, in order."""
+    found = []
+    for line in POST_DEPLOY.read_text().splitlines():
+        if line.startswith("subscribe "):
+            found.append(Subscription(*shlex.split(line)[1:5]))
+    return found
+
+
+def _blob_triggers() -> dict[str, str]:
+    """Function name -> blob path of every blob trigger the app registers."""
+    return {function.get_function_name(): function.get_trigger().path
+            for function in infra_model.registered_functions()
+            if function.get_trigger().get_binding_name() == "blobTrigger"}
 
 
 def _subscription_url(name: str) -> str:
@@ -72,7 +99,8 @@ def test_post_deploy_waits_for_the_host_key_then_subscribes_both_blob_triggers(
     put_bodies = [args[args.index("--body") + 1] for program, args in calls if "put" in args]
     assert all(body.startswith("@") for body in put_bodies)
     expected = [("az", KEYS_LIST), ("sleep", ["10"]), ("az", KEYS_LIST)]
-    for name, body in zip(("intake-inbox", "intake-batch-manifest"), put_bodies, strict=True):
+    for subscription, body in zip(_subscriptions(), put_bodies, strict=True):
+        name = subscription.name
         put = ["rest", "--method", "put", "--url", _subscription_url(name), "--body", body, "-o", "none"]
         expected += [("az", put), ("az", _get(name)), ("sleep", ["10"]), ("az", _get(name))]
     assert calls == expected
@@ -81,15 +109,18 @@ def test_post_deploy_waits_for_the_host_key_then_subscribes_both_blob_triggers(
 def test_subscription_bodies_dead_letter_with_the_topic_identity(
         first_deploy: list[hook_dry_run.HookRun], stub: StubAz) -> None:
     bodies = stub.bodies()
-    assert sorted(bodies) == ["intake-batch-manifest", "intake-inbox"]
-    for name, function, container in (("intake-inbox", "intake_inbox_blob", "signing-inbox"),
-                                      ("intake-batch-manifest", "intake_batch_manifest", "signing-batches")):
-        properties = bodies[name]["properties"]
+    subscriptions = _subscriptions()
+    assert sorted(bodies) == sorted(s.name for s in subscriptions)
+    for subscription in subscriptions:
+        properties = bodies[subscription.name]["properties"]
         assert properties["destination"] == {"endpointType": "WebHook", "properties": {"endpointUrl": (
-            f"https://func-dryrun.azurewebsites.net/runtime/webhooks/blobs?functionName=Host.Functions.{function}"
-            f"&code={BLOBS_KEY}")}}
-        assert properties["filter"]["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
-        assert properties["filter"]["subjectBeginsWith"] == f"/blobServices/default/containers/{container}/"
+            "https://func-dryrun.azurewebsites.net/runtime/webhooks/blobs?functionName=Host.Functions."
+            f"{subscription.function}&code={BLOBS_KEY}")}}
+        expected_filter = {"includedEventTypes": ["Microsoft.Storage.BlobCreated"],
+                           "subjectBeginsWith": f"/blobServices/default/containers/{subscription.container}/"}
+        if subscription.suffix:
+            expected_filter["subjectEndsWith"] = subscription.suffix
+        assert properties["filter"] == expected_filter
         assert properties["eventDeliverySchema"] == "EventGridSchema"
         assert properties["retryPolicy"] == {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
         assert properties["deadLetterWithResourceIdentity"] == {
@@ -98,8 +129,21 @@ def test_subscription_bodies_dead_letter_with_the_topic_identity(
                 "resourceId": AZD_ENVIRONMENT["DOCUMENT_STORAGE_ACCOUNT_ID"],
                 "blobContainerName": "eventgrid-deadletter"}}}
         assert "deadLetterDestination" not in properties  # the key-based form; identity only
-    assert "subjectEndsWith" not in bodies["intake-inbox"]["properties"]["filter"]
-    assert bodies["intake-batch-manifest"]["properties"]["filter"]["subjectEndsWith"] == "/manifest.json"
+
+
+def test_every_blob_trigger_has_its_event_grid_subscription() -> None:
+    """Flex Consumption runs blob triggers only from Event Grid: a trigger without a subscription never fires."""
+    triggers = _blob_triggers()
+    assert {"intake_inbox_blob", "intake_batch_manifest"} <= set(triggers)
+    subscribed = {s.function: s for s in _subscriptions()}
+    for function, path in sorted(triggers.items()):
+        container, *_rest = path.split("/")
+        last = path.rsplit("/", 1)[-1]
+        suffix = "" if "{" in last else "/" + last
+        line = f'subscribe <name> {function} {container} {shlex.quote(suffix) if suffix else chr(34) * 2}'
+        assert function in subscribed, f"add to scripts/post-deploy.sh: {line}"
+        assert (subscribed[function].container, subscribed[function].suffix) == (container, suffix), line
+    assert set(subscribed) <= set(triggers), "post-deploy.sh subscribes a function the app does not register"
 
 
 def test_no_secret_reaches_a_command_line(first_deploy: list[hook_dry_run.HookRun]) -> None:
@@ -141,8 +185,9 @@ def test_key_vault_that_stays_forbidden_stops_the_hook_with_advice(stub: StubAz)
 def test_an_event_grid_validation_failure_stops_the_hook(stub: StubAz) -> None:
     run = stub.run("post-deploy.sh", {"AZ_STUB_SUBSCRIPTION_STATES": "Creating Failed"})
     assert run.returncode == 1
-    assert "could not validate the webhook of intake_inbox_blob" in run.output
-    assert "intake-batch-manifest" not in {path for path in stub.bodies()}
+    first = _subscriptions()[0]
+    assert f"could not validate the webhook of {first.function}" in run.output
+    assert sorted(stub.bodies()) == [first.name]  # it stops at the first failure
 
 
 def test_post_deploy_needs_the_topic_id_from_provisioning(stub: StubAz) -> None:

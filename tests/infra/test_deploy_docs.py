@@ -72,3 +72,26 @@ def test_scaling_section_counts_the_scale_groups() -> None:
         f"function_app.py has {len(groups)} scale groups ({sorted(groups)}): update docs/DEPLOY.md, 'Scaling'")
     timers = sum(trigger == "timerTrigger" for trigger in groups.values())  # a timer runs on one instance
     assert f"**{(len(groups) - timers) * 40 + timers} instances**" in DEPLOY
+
+
+def test_first_deploy_section_covers_each_step_its_time_and_recovery() -> None:
+    section = DEPLOY.split("## First deploy", 1)[1].split("\n## ", 1)[0]
+    for step in ("1. provision", "2. post-provision hook", "3. deploy", "4. post-deploy hook"):
+        assert re.search(rf"^\| {re.escape(step)} \|[^|]+\| [^|]*\d[^|]* \|$", section, flags=re.M), step
+    assert "### When a step fails halfway" in section
+    for rerun in ("azd provision", "azd hooks run postprovision", "azd deploy", "azd hooks run postdeploy"):
+        assert f"`{rerun}`" in section, rerun
+
+
+def test_docs_say_what_was_verified_and_what_only_azure_settles() -> None:
+    assert "**Verified by reading the sources, not by Azure.**" in DEPLOY
+    assert "**Only a real `azd provision --preview` (or a first deployment) can settle**" in DEPLOY
+    for source in ("functions-quickstart-python-http-azd", "functions-quickstart-python-azd-eventgrid-blob",
+                   "azure-functions-flex-consumption-samples", "Azure/bicep-types-az"):
+        assert source in DEPLOY, source
+
+
+def test_removing_a_deployment_explains_soft_deleted_key_vaults() -> None:
+    section = DEPLOY.split("## Removing a deployment", 1)[1]
+    assert "`azd down --purge`" in section and "KEY_VAULT_PURGE_PROTECTION=false" in section
+    assert "az keyvault recover" in section

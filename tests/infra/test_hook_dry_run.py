@@ -69,15 +69,23 @@ def stub(tmp_path: Path) -> StubAz:
     return StubAz(tmp_path)
 
 
-@pytest.fixture
-def first_deploy(stub: StubAz) -> list[hook_dry_run.HookRun]:
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> tuple[StubAz, list[hook_dry_run.HookRun]]:
+    """One first deploy, shared by the tests that only read what it did."""
+    stub = StubAz(tmp_path_factory.mktemp("first-deploy"))
     runs = hook_dry_run.first_deploy(stub, FIRST_DEPLOY)
     assert [run.returncode for run in runs] == [0, 0], "\n".join(run.output for run in runs)
-    return runs
+    return stub, runs
+
+
+@pytest.fixture
+def first_deploy(deployed: tuple[StubAz, list[hook_dry_run.HookRun]]) -> list[hook_dry_run.HookRun]:
+    return deployed[1]
 
 
 def test_post_provision_waits_for_key_vault_access_then_writes_each_secret_once(
-        first_deploy: list[hook_dry_run.HookRun], stub: StubAz) -> None:
+        deployed: tuple[StubAz, list[hook_dry_run.HookRun]]) -> None:
+    stub, first_deploy = deployed
     calls = first_deploy[0].calls
     value_file = next(args[args.index("--file") + 1] for program, args in calls if "set" in args)
     expected = [("az", _show("CONNECTIVE-USERNAME")), ("sleep", ["10"]),
@@ -107,8 +115,8 @@ def test_post_deploy_waits_for_the_host_key_then_subscribes_both_blob_triggers(
 
 
 def test_subscription_bodies_dead_letter_with_the_topic_identity(
-        first_deploy: list[hook_dry_run.HookRun], stub: StubAz) -> None:
-    bodies = stub.bodies()
+        deployed: tuple[StubAz, list[hook_dry_run.HookRun]]) -> None:
+    bodies = deployed[0].bodies()
     subscriptions = _subscriptions()
     assert sorted(bodies) == sorted(s.name for s in subscriptions)
     for subscription in subscriptions:
@@ -155,7 +163,8 @@ def test_no_secret_reaches_a_command_line(first_deploy: list[hook_dry_run.HookRu
             assert AZD_ENVIRONMENT["CONNECTIVE_USERNAME"] not in joined
 
 
-def test_running_the_hooks_again_rewrites_no_secret(first_deploy: list[hook_dry_run.HookRun], stub: StubAz) -> None:
+def test_running_the_hooks_again_rewrites_no_secret(stub: StubAz) -> None:
+    assert [run.returncode for run in hook_dry_run.first_deploy(stub)] == [0, 0]
     again = hook_dry_run.first_deploy(stub)
     assert [run.returncode for run in again] == [0, 0]
     assert [args[:3] for _, args in again[0].calls] == [["keyvault", "secret", "show"]] * len(SECRETS)

@@ -35,19 +35,22 @@ class RequestModel(ApiModel):
 class AcceptedPackage(ApiModel):
     """The answer to a package request: accepted, being created."""
 
-    model_config = ConfigDict(title="AcceptedPackage")
+    model_config = ConfigDict(title="Accepted Package")
 
     package_ref: str = Field(title="Package Reference", description="Our reference of the package; use it in every "
                                                                      "other call about this package.")
-    status: PackageStatus = Field(title="Status", description="The package's status now (Received at first).")
+    status: PackageStatus = Field(title="Package Status", description="The package's status now (Received at first).")
     status_url: str = Field(title="Status URL", description="Where to read the package's status.")
 
 
 class SignerState(ApiModel):
-    model_config = ConfigDict(title="SignerState")
+    """One signer's state, from the last status read."""
 
-    email: str | None = Field(default=None, title="Email", description="The signer's e-mail address.")
-    type: str | None = Field(default=None, title="Actor Type", description="Signer or Receiver.")
+    model_config = ConfigDict(title="Signer")
+
+    email: str | None = Field(default=None, title="Signer E-mail", description="The signer's e-mail address.")
+    type: str | None = Field(default=None, title="Actor Type",
+                             description="Signer or Receiver (a receiver gets the signed documents).")
     status: str | None = Field(default=None, title="Signer Status",
                                description="The signer's status at Connective (Available, Finished, Rejected, ...).")
     completed_at: str | None = Field(default=None, title="Completed At",
@@ -63,7 +66,7 @@ class PackageResource(ApiModel):
     model_config = ConfigDict(title="Package")
 
     package_ref: str = Field(title="Package Reference", description="Our reference of the package.")
-    status: PackageStatus = Field(title="Status", description="Received, Creating, Pending, Expired, Finished, "
+    status: PackageStatus = Field(title="Package Status", description="Received, Creating, Pending, Expired, Finished, "
                                                               "Rejected, Revoked, Failed, Archived or InputRejected.")
     is_final: bool = Field(title="Is Final", description="True once the status can no longer change by signing.")
     name: str | None = Field(default=None, title="Package Name", description="The package name from the request.")
@@ -118,7 +121,7 @@ class PackageResource(ApiModel):
 class PackagePage(ApiModel):
     """One page of packages."""
 
-    model_config = ConfigDict(title="PackagePage")
+    model_config = ConfigDict(title="Package Page")
 
     value: list[PackageResource] = Field(title="Packages", description="The packages on this page.")
     continuation_token: str | None = Field(default=None, title="Continuation Token",
@@ -129,7 +132,9 @@ class PackagePage(ApiModel):
 
 
 class DocumentLink(ApiModel):
-    model_config = ConfigDict(title="DocumentLink")
+    """A time-limited link to one archived file."""
+
+    model_config = ConfigDict(title="Document Link")
 
     name: str = Field(title="File Name", description="The archived file's name.")
     kind: str = Field(title="Kind", description="signed-document, audit-proof, document-audit-proof or summary.")
@@ -140,7 +145,7 @@ class DocumentLink(ApiModel):
 class DocumentLinks(ApiModel):
     """Time-limited links to a package's archived files."""
 
-    model_config = ConfigDict(title="DocumentLinks")
+    model_config = ConfigDict(title="Document Links")
 
     package_ref: str = Field(title="Package Reference", description="The package the files belong to.")
     expires_at: datetime = Field(title="Links Expire At", description="When the links stop working (UTC).")
@@ -150,7 +155,7 @@ class DocumentLinks(ApiModel):
 class ExtendRequest(RequestModel):
     """A new expiry: a number of days from the current expiry (or from now), or a date-time."""
 
-    model_config = ConfigDict(title="ExtendRequest")
+    model_config = ConfigDict(title="New Expiry")
 
     days: int | None = Field(default=None, ge=1, le=366, title="Days",
                              description="Days to add to the current expiry (or to now, when it has passed).")
@@ -174,7 +179,7 @@ _URL_DESCRIPTION = "The https URL that receives the events (Power Automate fills
 class SubscriptionRequest(RequestModel):
     """Subscribe a URL to package events."""
 
-    model_config = ConfigDict(title="SubscriptionRequest")
+    model_config = ConfigDict(title="Subscription Request")
 
     url: str = Field(min_length=8, max_length=2048, title="Callback URL", description=_URL_DESCRIPTION,
                      json_schema_extra={"x-ms-notification-url": True, "x-ms-visibility": "internal"})
@@ -189,7 +194,7 @@ class SubscriptionRequest(RequestModel):
 class TriggerSubscriptionRequest(RequestModel):
     """Subscribe a flow trigger: the events are fixed by the trigger."""
 
-    model_config = ConfigDict(title="TriggerSubscriptionRequest")
+    model_config = ConfigDict(title="Trigger Subscription")
 
     url: str = Field(min_length=8, max_length=2048, title="Callback URL", description=_URL_DESCRIPTION,
                      json_schema_extra={"x-ms-notification-url": True, "x-ms-visibility": "internal"})
@@ -198,6 +203,8 @@ class TriggerSubscriptionRequest(RequestModel):
 
 
 class SubscriptionResource(ApiModel):
+    """A subscription to package events."""
+
     model_config = ConfigDict(title="Subscription")
 
     id: str = Field(title="Subscription ID", description="Use it to delete the subscription.")
@@ -212,7 +219,9 @@ class SubscriptionResource(ApiModel):
 # ---- system --------------------------------------------------------------------------------------
 
 class Health(ApiModel):
+    """Whether the app can reach its storage."""
+
     model_config = ConfigDict(title="Health")
 
-    status: str = Field(title="Status", description="ok when the app can reach its storage, else degraded.")
-    storage: str = Field(title="Storage", description="ok, or the kind of storage error.")
+    status: str = Field(title="Health Status", description="ok when the app can reach its storage, else degraded.")
+    storage: str = Field(title="Storage Status", description="ok, or the kind of storage error.")

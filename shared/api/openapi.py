@@ -1,6 +1,9 @@
 """The Swagger 2.0 definition of the API, built from `shared.api.operations` and the pydantic models.
 
-Served at GET /api/openapi.json; import it as a Power Platform custom connector (docs/POWER_AUTOMATE.md).
+Served at GET /api/openapi.json, and written to connector/apiDefinition.swagger.json (by
+`python -m devtools.connector`) for `paconn create` / `pac connector create`; import it as a Power
+Platform custom connector (docs/POWER_AUTOMATE.md, connector/README.md). It follows the Power
+Platform connector schema and the rules in devtools/connector_rules.py, which the tests enforce.
 """
 
 from __future__ import annotations
@@ -11,12 +14,15 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from shared.api import swagger
-from shared.api.operations import EXTRA_MODELS, HEADERS, OPERATIONS, ApiOperation, Param
+from shared.api.labels import ENUM_LABELS
+from shared.api.operations import HEADERS, OPERATIONS, ApiOperation, Param
 from shared.api.problems import PROBLEM_CONTENT_TYPE, Problem
 from shared.config import Settings
 
 API_VERSION = "1.0"
 KEY_SCHEME = "functionKey"
+# Power Platform: at most 30 characters, without "API" or "Connector".
+TITLE = "Connective Signing Flows"
 
 
 def _models() -> list[tuple[type[BaseModel], str]]:
@@ -27,8 +33,8 @@ def _models() -> list[tuple[type[BaseModel], str]]:
         for answer in operation.answers:
             if answer.model is not None:
                 seen.setdefault(answer.model, "serialization")
-    for model in EXTRA_MODELS:
-        seen.setdefault(model, "serialization")
+        if operation.notification is not None:
+            seen.setdefault(operation.notification, "serialization")
     return list(seen.items())
 
 
@@ -40,6 +46,7 @@ def _parameter(param: Param) -> dict[str, Any]:
         out["format"] = param.format
     if param.enum:
         out["enum"] = list(param.enum)
+        out["x-ms-enum-values"] = swagger.enum_values(param.enum)
     if param.visibility:
         out["x-ms-visibility"] = param.visibility
     return out
@@ -48,8 +55,9 @@ def _parameter(param: Param) -> dict[str, Any]:
 def _operation(operation: ApiOperation, refs: dict[str, str]) -> dict[str, Any]:
     parameters = [_parameter(p) for p in operation.params]
     if operation.body is not None:
-        parameters.append({"name": "body", "in": "body", "required": True, "x-ms-summary": "Request",
-                           "description": (operation.body.__doc__ or "The request.").strip().splitlines()[0],
+        parameters.append({"name": "body", "in": "body", "required": True,
+                           "x-ms-summary": operation.body.model_config.get("title") or "Request",
+                           "description": " ".join((operation.body.__doc__ or "").split()),
                            "schema": {"$ref": refs[operation.body.__name__]}})
     responses: dict[str, Any] = {}
     for answer in operation.answers:
@@ -81,18 +89,31 @@ def _resolved(extensions: dict[str, Any], refs: dict[str, str]) -> dict[str, Any
     return walk(extensions)
 
 
+def _notification(model: type[BaseModel], refs: dict[str, str]) -> dict[str, Any]:
+    """x-ms-notification-content: what the trigger receives, on the path item (not the operation)."""
+    return {"description": " ".join((model.__doc__ or "").split()), "schema": {"$ref": refs[model.__name__]}}
+
+
 def build_openapi(settings: Settings) -> dict[str, Any]:
-    base = urlsplit(settings.get("PUBLIC_BASE_URL"))
-    refs, definitions = swagger.definitions(_models())
+    return build_definition(settings.get("PUBLIC_BASE_URL"))
+
+
+def build_definition(public_base_url: str) -> dict[str, Any]:
+    """The definition for an app reached at `public_base_url` (scheme, host and optional path)."""
+    base = urlsplit(public_base_url)
+    refs, definitions = swagger.definitions(_models(), ENUM_LABELS)
     paths: dict[str, dict[str, Any]] = {}
     for operation in OPERATIONS:
-        paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(operation, refs)
+        item = paths.setdefault(operation.path, {})
+        item[operation.method.lower()] = _operation(operation, refs)
+        if operation.notification is not None:
+            item["x-ms-notification-content"] = _notification(operation.notification, refs)
     return {
         "swagger": "2.0",
         "info": {
-            "title": "Connective eSignatures signing flows",
-            "description": "Create signing packages, follow them and react to their events. Reads come from "
-                           "the app's status table and cost no Connective calls.",
+            "title": TITLE,
+            "description": "Create Connective eSignatures signing packages, follow them and react to their "
+                           "events. Reads come from the app's status table and cost no Connective calls.",
             "version": API_VERSION,
         },
         "host": base.netloc,

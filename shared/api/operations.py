@@ -6,14 +6,14 @@ table, so the definition a connector imports is the API that runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import azure.functions as func
 from pydantic import BaseModel
 
-from shared.api import packages, subscriptions, system
+from shared.api import labels, packages, subscriptions, system
 from shared.api.context import ApiRequest
 from shared.api.models import (
     AcceptedPackage,
@@ -28,8 +28,7 @@ from shared.api.models import (
 )
 from shared.api.triggers import TRIGGERS, Trigger
 from shared.pipeline.spec import PackageRequest
-from shared.storage.status import PackageStatus
-from shared.webhooks.events import WebhookEvent
+from shared.webhooks.events import WebhookEvent, typed_event
 
 Handler = Callable[[ApiRequest], func.HttpResponse]
 
@@ -43,7 +42,7 @@ class Param:
     type: str = "string"
     required: bool = False
     format: str | None = None
-    enum: tuple[str, ...] | None = None
+    enum: Mapping[str, str] | None = None  # value -> what it means (x-ms-enum-values)
     visibility: str | None = None  # important | advanced | internal (x-ms-visibility)
 
 
@@ -69,11 +68,16 @@ class ApiOperation:
     params: tuple[Param, ...] = ()
     anonymous: bool = False
     extensions: dict[str, Any] = field(default_factory=dict)
+    # For a trigger (x-ms-trigger): the body each delivery carries; the definition puts its schema
+    # in the path item's x-ms-notification-content, which gives the trigger its outputs.
+    notification: type[WebhookEvent] | None = None
 
 
 HEADERS = {
-    "Location": {"type": "string", "description": "URL of the created or status resource."},
-    "Retry-After": {"type": "integer", "description": "Seconds to wait before asking again."},
+    "Location": {"type": "string", "x-ms-summary": "Location",
+                 "description": "URL of the created or status resource."},
+    "Retry-After": {"type": "integer", "x-ms-summary": "Retry After",
+                    "description": "Seconds to wait before asking again."},
 }
 
 REF = Param("ref", "path", "Package Reference", "The packageRef returned when the package was created.",
@@ -96,15 +100,13 @@ def _package_action(operation_id: str, action: str, summary: str, description: s
 
 
 def _trigger(trigger: Trigger) -> ApiOperation:
+    (event_type,) = trigger.events  # one event type per trigger: its outputs are that event's fields
     return ApiOperation(
         trigger.operation_id, "POST", f"/subscriptions/triggers/{trigger.name}", "subscriptions/triggers/{trigger}",
         trigger.summary, trigger.description, subscriptions.post_trigger_subscription,
         (Answer(201, "Subscribed; DELETE the Location URL to unsubscribe.", SubscriptionResource, ("Location",)),
          Answer(400, "The request is invalid; the problem says why.")),
-        body=TriggerSubscriptionRequest,
-        extensions={"x-ms-trigger": "single",
-                    "x-ms-notification-content": {"description": "The event.",
-                                                  "schema": {"$ref": "#/definitions/WebhookEvent"}}},
+        body=TriggerSubscriptionRequest, extensions={"x-ms-trigger": "single"}, notification=typed_event(event_type),
     )
 
 
@@ -123,7 +125,9 @@ OPERATIONS: tuple[ApiOperation, ...] = (
                  "at Connective. Send the same Idempotency-Key (or externalReference) again to get the same "
                  "package instead of a second one.",
                  packages.post_package,
-                 (Answer(202, "Accepted; poll Location until it answers 200.", AcceptedPackage,
+                 (Answer(200, "The package once it exists at Connective: what the action returns after "
+                         "following Location (the request itself answers 202).", PackageResource),
+                  Answer(202, "Accepted; poll Location until it answers 200.", AcceptedPackage,
                          ("Location", "Retry-After")),
                   Answer(400, "The request is invalid; the problem says why."),
                   Answer(413, "The request body is larger than the limit.")),
@@ -137,7 +141,7 @@ OPERATIONS: tuple[ApiOperation, ...] = (
                  packages.list_packages, (Answer(200, "One page of packages.", PackagePage),
                                           Answer(400, "A parameter is invalid.")),
                  params=(Param("status", "query", "Status", "Only packages in this status.",
-                               enum=tuple(s.value for s in PackageStatus)),
+                               enum=labels.PACKAGE_STATUS),
                          Param("createdFrom", "query", "Created From", "Only packages created at or after this time "
                                "(ISO 8601 with a time zone).", format="date-time"),
                          Param("createdTo", "query", "Created To", "Only packages created before this time "
@@ -160,7 +164,8 @@ OPERATIONS: tuple[ApiOperation, ...] = (
                          Param("refresh", "query", "Refresh", "Re-read the status from Connective first.",
                                type="boolean", visibility="advanced"),
                          Param("wait", "query", "Wait", "Answer 202 until the package is created (created) or "
-                               "final (final); used by the asynchronous pattern.", enum=("created", "final"),
+                               "final (final); used by the asynchronous pattern.",
+                               enum={"created": "Until created at Connective", "final": "Until final"},
                                visibility="internal"))),
     ApiOperation("DeletePackage", "DELETE", "/packages/{ref}", "packages/{ref}", "Delete a package at Connective",
                  "Deletes an ended package (Archived, Rejected, Revoked or Failed) at Connective. The row here "
@@ -184,15 +189,13 @@ OPERATIONS: tuple[ApiOperation, ...] = (
                     "Moves the expiry of a Pending or Expired package later (an Expired one is Pending again).",
                     packages.extend, ExtendRequest),
     ApiOperation("CreateSubscription", "POST", "/subscriptions", "subscriptions", "Subscribe to package events",
-                 "Registers an https URL that receives signed event deliveries.",
+                 "Registers an https URL that receives signed event deliveries. For other systems; flows use "
+                 "the triggers.",
                  subscriptions.post_subscription,
                  (Answer(201, "Subscribed; DELETE the Location URL to unsubscribe.", SubscriptionResource,
                          ("Location",)),
                   Answer(400, "The request is invalid; the problem says why.")),
-                 body=SubscriptionRequest,
-                 extensions={"x-ms-trigger": "single",
-                             "x-ms-notification-content": {"description": "The event.",
-                                                           "schema": {"$ref": "#/definitions/WebhookEvent"}}}),
+                 body=SubscriptionRequest, extensions={"x-ms-visibility": "internal"}),
     *(_trigger(trigger) for trigger in TRIGGERS),
     ApiOperation("DeleteSubscription", "DELETE", "/subscriptions/{id}", "subscriptions/{id}", "Unsubscribe",
                  "Removes a subscription; Power Automate calls it when a flow's trigger is removed.",
@@ -200,9 +203,6 @@ OPERATIONS: tuple[ApiOperation, ...] = (
                  (Answer(204, "Removed."), Answer(404, "There is no such subscription.")),
                  params=(SUBSCRIPTION_ID,), extensions={"x-ms-visibility": "internal"}),
 )
-
-# Models the definition describes that no operation takes or returns directly.
-EXTRA_MODELS: tuple[type[BaseModel], ...] = (WebhookEvent,)
 
 
 def find(route: str, method: str, route_params: dict[str, str]) -> ApiOperation | None:

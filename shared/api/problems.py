@@ -17,7 +17,7 @@ _TITLES = {
 
 
 class FieldError(BaseModel):
-    model_config = ConfigDict(title="FieldError")
+    model_config = ConfigDict(title="Field Error")
 
     field: str = Field(title="Field", description="Where the error is: a dotted path into the request body, "
                                                   "or the name of a parameter.")

@@ -138,16 +138,24 @@ class _Model(BaseModel):
 class SigningLocation(_Model):
     """Where a signer signs: a text marker or form field id, or a rectangle in points from the top-left."""
 
+    model_config = ConfigDict(title="Signing Location")
+
+    # A flow sends text, so "0" names document 0 unless a document has the path "0".
     document: int | str = Field(
-        default=0, description="The document: its 0-based index in `documents`, or its `path`.")
+        default=0, title="Document", description="The document: its 0-based index in documents, or its path.")
     marker: Marker | None = Field(
-        default=None, description="A text marker written in the PDF (e.g. #SIGN1#) or a form field id.")
-    page: int | None = Field(default=None, ge=-9999, le=9999,
+        default=None, title="Marker", description="A text marker written in the PDF (e.g. #SIGN1#) or a form "
+                                                  "field id.")
+    page: int | None = Field(default=None, ge=-9999, le=9999, title="Page",
                              description="1-based page; negative counts from the last page (-1 = last).")
-    left: float | None = Field(default=None, ge=0, le=12000)
-    top: float | None = Field(default=None, ge=0, le=12000)
-    width: float | None = Field(default=None, gt=0, le=12000)
-    height: float | None = Field(default=None, gt=0, le=12000)
+    left: float | None = Field(default=None, ge=0, le=12000, title="Left",
+                               description="Distance of the signing field from the page's left edge, in points.")
+    top: float | None = Field(default=None, ge=0, le=12000, title="Top",
+                              description="Distance of the signing field from the page's top edge, in points.")
+    width: float | None = Field(default=None, gt=0, le=12000, title="Width",
+                                description="Width of the signing field, in points.")
+    height: float | None = Field(default=None, gt=0, le=12000, title="Height",
+                                 description="Height of the signing field, in points.")
 
     @model_validator(mode="after")
     def _marker_or_rectangle(self) -> SigningLocation:
@@ -165,20 +173,30 @@ class SigningLocation(_Model):
 class ReminderPolicy(_Model):
     """Overrides the app-wide reminder settings for one package."""
 
-    first_after_hours: int | None = Field(default=None, ge=1, le=24 * 365)
-    every_hours: int | None = Field(default=None, ge=1, le=24 * 365)
-    max_count: int | None = Field(default=None, ge=0, le=50)
+    model_config = ConfigDict(title="Reminders")
+
+    first_after_hours: int | None = Field(default=None, ge=1, le=24 * 365, title="First Reminder After Hours",
+                                          description="Hours after sending before the first reminder.")
+    every_hours: int | None = Field(default=None, ge=1, le=24 * 365, title="Reminder Interval Hours",
+                                    description="Hours between reminders.")
+    max_count: int | None = Field(default=None, ge=0, le=50, title="Maximum Reminders",
+                                  description="At most this many reminders (0: none).")
 
 
 class DocumentSpec(_Model):
     """One document: a blob path (manifests, API) or base64 content (API only). Exactly one of the two."""
 
+    model_config = ConfigDict(title="Document")
+
     path: DocumentPath | None = Field(
-        default=None, description="Blob path. In a manifest, relative to the batch folder.")
-    content: str | None = Field(default=None, description="Base64 PDF bytes (HTTP API only).")
-    name: DisplayName | None = Field(default=None, description="Name shown to signers; default: the file name.")
-    language: DocumentLanguage | None = Field(default=None, description="Language of signature texts.")
-    external_reference: Reference | None = None
+        default=None, title="Blob Path", description="Blob path. In a manifest, relative to the batch folder.")
+    content: str | None = Field(default=None, title="PDF Content", description="Base64 PDF bytes (HTTP API only).")
+    name: DisplayName | None = Field(default=None, title="Document Name",
+                                     description="Name shown to signers; default: the file name.")
+    language: DocumentLanguage | None = Field(default=None, title="Document Language",
+                                              description="Language of signature texts: en, nl, de, fr or es.")
+    external_reference: Reference | None = Field(default=None, title="Document External Reference",
+                                                 description="Your own reference of the document.")
 
     @model_validator(mode="after")
     def _path_or_content(self) -> DocumentSpec:
@@ -188,20 +206,30 @@ class DocumentSpec(_Model):
 
 
 class SignerSpec(_Model):
-    """A person in the signing process. Signers act in `order` (lowest first; equal orders in parallel)."""
+    """A person in the signing process. Signers act in order (lowest first; equal orders in parallel)."""
+
+    model_config = ConfigDict(title="Signer")
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^<>]*$"),
-                    NoControls]
-    email: EmailStr
-    phone: str | None = Field(default=None, description="E.164, for SMS OTP, e.g. +32477123456.")
-    language: SignerLanguage | None = Field(default=None, description="Language of the signer's pages and mails.")
-    order: int = Field(default=1, ge=1, le=1000)
-    type: Literal["Signer", "Receiver"] = "Signer"
-    signing_types: list[SigningType] = Field(default_factory=lambda: ["Manual"], min_length=1, max_length=10)
+                    NoControls] = Field(title="Signer Name", description="The signer's first and last name.")
+    email: EmailStr = Field(title="Signer E-mail", description="The signer's e-mail address.")
+    phone: str | None = Field(default=None, title="Signer Phone", description="E.164, for SMS OTP, e.g. +32477123456.")
+    language: SignerLanguage | None = Field(default=None, title="Signer Language",
+                                            description="Language of the signer's pages and mails.")
+    order: int = Field(default=1, ge=1, le=1000, title="Signing Order",
+                       description="Signers act lowest first; signers with the same order act in parallel.")
+    type: Literal["Signer", "Receiver"] = Field(
+        default="Signer", title="Role", description="Signer signs; Receiver only gets the signed documents.",
+        json_schema_extra={"x-ms-enum-values": [{"value": "Signer", "displayName": "Signer (signs)"},
+                                                {"value": "Receiver", "displayName": "Receiver (gets a copy)"}]})
+    signing_types: list[SigningType] = Field(
+        default_factory=lambda: ["Manual"], min_length=1, max_length=10, title="Signing Methods",
+        description="How the signer may sign: Manual, SmsOtp, MailOtp, BeId, Itsme, OpenIdConnect:<name> and more.")
     locations: list[SigningLocation] = Field(
-        default_factory=list, max_length=MAX_LOCATIONS_PER_DOCUMENT * MAX_DOCUMENTS,
+        default_factory=list, max_length=MAX_LOCATIONS_PER_DOCUMENT * MAX_DOCUMENTS, title="Signing Locations",
         description="Where this signer signs. None given: a default location on every document.")
-    external_reference: Reference | None = None
+    external_reference: Reference | None = Field(default=None, title="Signer External Reference",
+                                                 description="Your own reference of the signer.")
 
     @field_validator("type", mode="before")
     @classmethod
@@ -234,24 +262,34 @@ class SignerSpec(_Model):
 class PackageRequest(_Model):
     """A signing package: its documents, its signers and how the package behaves."""
 
-    model_config = ConfigDict(title="PackageRequest")
+    model_config = ConfigDict(title="Package Request")
 
-    schema_version: Literal["1"] = Field(description="Version of this schema; always \"1\".")
-    name: DisplayName = Field(description="Package name shown in the portal and used as the ZIP name.")
+    schema_version: Literal["1"] = Field(title="Schema Version", description="Version of this schema; always \"1\".")
+    name: DisplayName = Field(title="Package Name",
+                              description="Package name shown in the portal and used as the ZIP name.")
     initiator: EmailStr | None = Field(
-        default=None, description="Email of a registered portal user; default: the DEFAULT_INITIATOR setting.")
-    document_group_code: DocumentGroupCode | None = None
+        default=None, title="Initiator E-mail",
+        description="E-mail of a registered portal user; default: the DEFAULT_INITIATOR setting.")
+    document_group_code: DocumentGroupCode | None = Field(
+        default=None, title="Document Group Code", description="The Connective document group to file the package in.")
     external_reference: Reference | None = Field(
-        default=None, description="Your own reference; kept with the package and returned in events.")
+        default=None, title="External Reference",
+        description="Your own reference; kept with the package and returned in events.")
     correlation_id: Reference | None = Field(
-        default=None, description="Connective CorrelationId (needs the audit-proof feature).")
-    expires_at: datetime | None = Field(default=None, description="Expiry, ISO-8601 with a time zone.")
-    expiry_days: int | None = Field(default=None, ge=1, le=366, description="Expiry in days from creation.")
-    reminders: ReminderPolicy | None = None
+        default=None, title="Correlation ID", description="Connective CorrelationId (needs the audit-proof feature).")
+    expires_at: datetime | None = Field(default=None, title="Expires At",
+                                        description="Expiry, ISO-8601 with a time zone.")
+    expiry_days: int | None = Field(default=None, ge=1, le=366, title="Expiry Days",
+                                    description="Expiry in days from creation.")
+    reminders: ReminderPolicy | None = Field(default=None, title="Reminders",
+                                             description="Overrides the app-wide reminder settings for this package.")
     subscribers: list[SubscriberUrl] = Field(
-        default_factory=list, max_length=10, description="Webhook URLs that receive this package's events.")
-    documents: list[DocumentSpec] = Field(min_length=1, max_length=MAX_DOCUMENTS)
-    signers: list[SignerSpec] = Field(min_length=1, max_length=MAX_SIGNERS)
+        default_factory=list, max_length=10, title="Subscriber URLs",
+        description="Webhook URLs that receive this package's events.")
+    documents: list[DocumentSpec] = Field(min_length=1, max_length=MAX_DOCUMENTS, title="Documents",
+                                          description="The PDF documents to sign, 1 to 30.")
+    signers: list[SignerSpec] = Field(min_length=1, max_length=MAX_SIGNERS, title="Signers",
+                                      description="The people who sign or receive the documents, 1 to 50.")
 
     @field_validator("expires_at")
     @classmethod
@@ -284,7 +322,10 @@ class PackageRequest(_Model):
         return self
 
     def document_index(self, reference: int | str) -> int:
-        """The index of the document a location names (by index or by path)."""
+        """The index of the document a location names (by index or by path; "2" is index 2 unless a
+        document has the path "2")."""
+        if isinstance(reference, str) and reference.isdigit() and reference not in (d.path for d in self.documents):
+            reference = int(reference)
         if isinstance(reference, int):
             if 0 <= reference < len(self.documents):
                 return reference

@@ -64,6 +64,11 @@ def api_subscriptions(req: func.HttpRequest, context: func.Context) -> func.Http
     return handle("subscriptions", req, context)
 
 
+@bp.route(route="subscriptions/remove", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def api_subscriptions_remove(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return handle("subscriptions/remove", req, context)
+
+
 @bp.route(route="subscriptions/triggers/{trigger}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def api_subscription_trigger(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     return handle("subscriptions/triggers/{trigger}", req, context)

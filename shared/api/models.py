@@ -202,6 +202,15 @@ class TriggerSubscriptionRequest(RequestModel):
                                     description="Only events of this package; default: every package.")
 
 
+class UnsubscribeRequest(RequestModel):
+    """Remove the subscriptions that deliver to a URL."""
+
+    model_config = ConfigDict(title="Unsubscribe Request")
+
+    url: str = Field(min_length=8, max_length=2048, title="Callback URL",
+                     description="The URL given when subscribing; every subscription to it is removed.")
+
+
 class SubscriptionResource(ApiModel):
     """A subscription to package events."""
 

@@ -25,6 +25,7 @@ from shared.api.models import (
     SubscriptionRequest,
     SubscriptionResource,
     TriggerSubscriptionRequest,
+    UnsubscribeRequest,
 )
 from shared.api.triggers import TRIGGERS, Trigger
 from shared.pipeline.spec import PackageRequest
@@ -196,6 +197,14 @@ OPERATIONS: tuple[ApiOperation, ...] = (
                          ("Location",)),
                   Answer(400, "The request is invalid; the problem says why.")),
                  body=SubscriptionRequest, extensions={"x-ms-visibility": "internal"}),
+    ApiOperation("RemoveSubscriptionsByUrl", "POST", "/subscriptions/remove", "subscriptions/remove",
+                 "Unsubscribe a callback URL",
+                 "Removes every subscription that delivers to the URL; for callers that cannot keep the "
+                 "subscription id, such as the Logic Apps HTTP Webhook action's unsubscribe call.",
+                 subscriptions.remove_subscriptions_by_url,
+                 (Answer(204, "Removed."), Answer(400, "The request is invalid; the problem says why."),
+                  Answer(404, "There is no subscription to this URL.")),
+                 body=UnsubscribeRequest, extensions={"x-ms-visibility": "internal"}),
     *(_trigger(trigger) for trigger in TRIGGERS),
     ApiOperation("DeleteSubscription", "DELETE", "/subscriptions/{id}", "subscriptions/{id}", "Unsubscribe",
                  "Removes a subscription; Power Automate calls it when a flow's trigger is removed.",

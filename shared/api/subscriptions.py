@@ -13,7 +13,12 @@ from urllib.parse import quote
 import azure.functions as func
 
 from shared.api.context import ApiRequest, json_response
-from shared.api.models import SubscriptionRequest, SubscriptionResource, TriggerSubscriptionRequest
+from shared.api.models import (
+    SubscriptionRequest,
+    SubscriptionResource,
+    TriggerSubscriptionRequest,
+    UnsubscribeRequest,
+)
 from shared.api.problems import ApiProblem, FieldError
 from shared.api.triggers import BY_NAME
 from shared.logging import get_logger, log_event
@@ -56,6 +61,18 @@ def post_trigger_subscription(request: ApiRequest) -> func.HttpResponse:
     body: TriggerSubscriptionRequest = request.body(TriggerSubscriptionRequest)
     return _created(request, Subscription(url=body.url, events=list(trigger.events), package_ref=body.package_ref,
                                           statuses=[s.value for s in trigger.statuses], trigger=trigger.name))
+
+
+def remove_subscriptions_by_url(request: ApiRequest) -> func.HttpResponse:
+    """For callers that know their callback URL but not the subscription id: the Logic Apps HTTP
+    Webhook action's unsubscribe call cannot read what its subscribe call answered."""
+    body: UnsubscribeRequest = request.body(UnsubscribeRequest)
+    repository = subscriptions(request.store)
+    removed = [s.id for s in repository.all() if s.url == body.url and repository.remove(s.id)]
+    if not removed:
+        raise ApiProblem(404, "There is no subscription to this url.")
+    log_event(_log, "api.subscription.deleted", subscription_ids=removed)
+    return func.HttpResponse(status_code=204)
 
 
 def delete_subscription(request: ApiRequest) -> func.HttpResponse:

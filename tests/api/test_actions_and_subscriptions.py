@@ -134,6 +134,18 @@ def test_subscriptions_and_triggers(api: ApiClient) -> None:
     assert api.call("POST", "/api/subscriptions/triggers/when-pigs-fly", {"url": "https://8.8.8.8/"}).status == 404
 
 
+def test_unsubscribe_by_callback_url(api: ApiClient) -> None:
+    """What a Logic Apps HTTP Webhook action's unsubscribe call does: it knows its URL, not the id."""
+    url = "https://8.8.8.8/workflows/run-1?sig=abc"
+    ids = [api.call("POST", "/api/subscriptions", {"url": url, "events": [event]}).json()["id"]
+           for event in ("package.archived", "package.status_changed")]
+    other = api.call("POST", "/api/subscriptions", {"url": url + "d", "events": ["package.archived"]}).json()["id"]
+    assert api.call("POST", "/api/subscriptions/remove", {"url": url}).status == 204
+    assert [subscriptions(api.store).get(i) for i in ids] == [None, None]
+    assert subscriptions(api.store).get(other) is not None
+    assert api.call("POST", "/api/subscriptions/remove", {"url": url}).status == 404
+
+
 @pytest.mark.parametrize("body, field", [
     ({"url": "http://8.8.8.8/hook", "events": ["package.archived"]}, "url"),
     ({"url": "https://10.1.2.3/hook", "events": ["package.archived"]}, "url"),

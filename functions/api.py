@@ -2,16 +2,21 @@
 
 One function per route; each hands the request to `shared.api.dispatch.handle`, which picks the
 operation by route and method (see `shared.api.operations`). Every route needs a function key
-except health.
+except health. The API's modules are imported by the first request (`handle` below): a cold start
+for a blob or queue trigger does not pay for them.
 """
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from shared.api.dispatch import handle
-
 bp = func.Blueprint()
+
+
+def handle(route: str, req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    from shared.api.dispatch import handle as dispatch
+
+    return dispatch(route, req, context)
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

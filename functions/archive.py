@@ -1,4 +1,8 @@
-"""`archive-requests` queue trigger: archive a Finished package into signed-documents/."""
+"""`archive-requests` queue trigger: archive a Finished package into signed-documents/.
+
+Azure imports every trigger module at each cold start, before the first invocation: the modules
+that do the work are imported inside the functions, by the first invocation that needs them.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,8 @@ import json
 import azure.functions as func
 
 from shared.config import Settings
-from shared.connective.client import ConnectiveClient
 from shared.logging import invocation_scope, package_scope
-from shared.pipeline.archive import handle_archive_request
 from shared.storage import names
-from shared.storage.store import shared_store
 
 bp = func.Blueprint()
 
@@ -19,6 +20,10 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="message", queue_name=names.ARCHIVE_REQUESTS_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def archive_signed_package(message: func.QueueMessage, context: func.Context) -> None:
+    from shared.connective.client import ConnectiveClient
+    from shared.pipeline.archive import handle_archive_request
+    from shared.storage.store import shared_store
+
     payload = json.loads(message.get_body())
     with invocation_scope(context.invocation_id, context.function_name), package_scope(payload.get("packageRef")):
         settings = Settings()

@@ -4,27 +4,25 @@ The routes are anonymous: the per-package token in the path (`/{packageRef}/{tok
 authentication, checked in constant time before anything else is trusted (shared.pipeline.tokens).
 URLs registered before the token moved into the path carry it as `?token=` and reach the same
 functions (the `{token?}` segment is optional).
+
+Azure imports every trigger module at each cold start, before the first invocation: the modules
+that do the work are imported inside the functions, by the first invocation that needs them.
 """
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from shared.config import Settings
-from shared.connective.client import ConnectiveClient
 from shared.logging import invocation_scope, package_scope
-from shared.pipeline.callbacks import (
-    Reply,
-    claim_from_request,
-    handle_callback,
-    handle_link_request,
-    handle_status_refresh,
-)
 from shared.pipeline.tokens import CALLBACK_ROUTE, NOTIFICATION_ROUTE, ROUTE_PARAMETERS, presented_token
 from shared.storage import names
-from shared.storage.store import shared_store
+
+if TYPE_CHECKING:
+    from shared.pipeline.callbacks import Reply
 
 bp = func.Blueprint()
 
@@ -41,6 +39,10 @@ def _http_reply(reply: Reply) -> func.HttpResponse:
 
 @bp.route(route=CALLBACK_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def connective_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    from shared.connective.client import ConnectiveClient
+    from shared.pipeline.callbacks import claim_from_request, handle_callback
+    from shared.storage.store import shared_store
+
     ref = req.route_params.get("packageRef", "")
     with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
         settings = Settings()
@@ -53,6 +55,10 @@ def connective_callback(req: func.HttpRequest, context: func.Context) -> func.Ht
 @bp.route(route=NOTIFICATION_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 def connective_link_request(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    from shared.connective.client import ConnectiveClient
+    from shared.pipeline.callbacks import handle_link_request
+    from shared.storage.store import shared_store
+
     ref = req.route_params.get("packageRef", "")
     with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
         settings = Settings()
@@ -65,6 +71,10 @@ def connective_link_request(req: func.HttpRequest, context: func.Context) -> fun
 @bp.queue_trigger(arg_name="message", queue_name=names.STATUS_REFRESH_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def refresh_package_status(message: func.QueueMessage, context: func.Context) -> None:
+    from shared.connective.client import ConnectiveClient
+    from shared.pipeline.callbacks import handle_status_refresh
+    from shared.storage.store import shared_store
+
     payload = json.loads(message.get_body())
     with invocation_scope(context.invocation_id, context.function_name), package_scope(payload.get("packageRef")):
         settings = Settings()

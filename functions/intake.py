@@ -2,6 +2,9 @@
 
 The blob triggers bind the SDK type `BlobClient`, so a document is streamed, never loaded into
 memory by the host. They only validate and record; `create_package_from_request` talks to Connective.
+
+Azure imports every trigger module at each cold start, before the first invocation: the modules
+that do the work are imported inside the functions, by the first invocation that needs them.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ import azurefunctions.extensions.bindings.blob as blob
 
 from shared.config import Settings
 from shared.logging import get_logger, invocation_scope, log_event, package_scope
-from shared.pipeline import creation, intake, services
 from shared.storage import names
-from shared.storage.packages import is_valid_package_ref
 
 bp = func.Blueprint()
 logger = get_logger(__name__)
@@ -34,15 +35,19 @@ _SOURCE = _blob_source(Settings())
 @bp.blob_trigger(arg_name="document", path=f"{names.INBOX_CONTAINER}/{{name}}",
                  connection=names.DOCUMENT_STORAGE_CONNECTION, source=_SOURCE)
 def intake_inbox_blob(document: blob.BlobClient, context: func.Context) -> None:
+    from shared.pipeline import intake, services
+
     with invocation_scope(context.invocation_id, context.function_name):
         settings = services.settings()
         intake.intake_inbox_blob(services.store(settings), settings, document)
 
 
 @bp.function_name("intake_batch_manifest")
-@bp.blob_trigger(arg_name="manifest", path=f"{names.BATCHES_CONTAINER}/{{batch}}/{intake.MANIFEST_NAME}",
+@bp.blob_trigger(arg_name="manifest", path=f"{names.BATCHES_CONTAINER}/{{batch}}/{names.BATCH_MANIFEST_NAME}",
                  connection=names.DOCUMENT_STORAGE_CONNECTION, source=_SOURCE)
 def intake_batch_manifest(manifest: blob.BlobClient, context: func.Context) -> None:
+    from shared.pipeline import intake, services
+
     with invocation_scope(context.invocation_id, context.function_name):
         settings = services.settings()
         intake.intake_batch_manifest(services.store(settings), settings, manifest)
@@ -52,6 +57,9 @@ def intake_batch_manifest(manifest: blob.BlobClient, context: func.Context) -> N
 @bp.queue_trigger(arg_name="message", queue_name=names.PACKAGE_REQUESTS_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def create_package_from_request(message: func.QueueMessage, context: func.Context) -> None:
+    from shared.pipeline import creation, services
+    from shared.storage.packages import is_valid_package_ref
+
     with invocation_scope(context.invocation_id, context.function_name):
         try:
             ref = json.loads(message.get_body())["packageRef"]

@@ -3,6 +3,9 @@
 The schedule is the app setting MAINTENANCE_SCHEDULE (NCRONTAB, UTC), resolved by the host. With
 `use_monitor` the host notices a missed occurrence and delivers one run with `past_due`; the run does
 what is due now, which covers the missed occurrences once.
+
+Azure imports every trigger module at each cold start, before the first invocation: the modules
+that do the work are imported inside the functions, by the first invocation that needs them.
 """
 
 from __future__ import annotations
@@ -10,14 +13,15 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.logging import invocation_scope
-from shared.maintenance.runner import run_maintenance
-from shared.pipeline import services
 
 bp = func.Blueprint()
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%MAINTENANCE_SCHEDULE%", use_monitor=True, run_on_startup=False)
 def scheduled_upkeep(timer: func.TimerRequest, context: func.Context) -> None:
+    from shared.maintenance.runner import run_maintenance
+    from shared.pipeline import services
+
     with invocation_scope(context.invocation_id, context.function_name):
         settings = services.settings()
         # A short wait for the connection's token: when intake and callbacks are using it, the timer yields.

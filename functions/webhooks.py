@@ -1,4 +1,8 @@
-"""`webhook-events` queue trigger: one signed delivery attempt per message."""
+"""`webhook-events` queue trigger: one signed delivery attempt per message.
+
+Azure imports every trigger module at each cold start, before the first invocation: the modules
+that do the work are imported inside the functions, by the first invocation that needs them.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ import azure.functions as func
 from shared.config import Settings
 from shared.logging import invocation_scope
 from shared.storage import names
-from shared.storage.store import shared_store
-from shared.webhooks.delivery import deliver
 
 bp = func.Blueprint()
 
@@ -18,6 +20,9 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="message", queue_name=names.WEBHOOK_EVENTS_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def deliver_webhook_event(message: func.QueueMessage, context: func.Context) -> None:
+    from shared.storage.store import shared_store
+    from shared.webhooks.delivery import deliver
+
     with invocation_scope(context.invocation_id, context.function_name):
         settings = Settings()
         deliver(settings, shared_store(settings), json.loads(message.get_body()))

@@ -45,7 +45,7 @@ MAX_MANIFEST_BYTES = 1024 * 1024
 # The hash pass reads the document in ranges of this size: fewer, larger GETs are much faster than the
 # blob SDK's default 4 MiB chunks, and only one range is held at a time.
 HASH_READ_BYTES = 8 * 1024 * 1024
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = names.BATCH_MANIFEST_NAME
 # Default signing box (points) where a document has neither a marker nor a signature field for a signer.
 DEFAULT_BOX = (160.0, 50.0)
 DEFAULT_MARGIN = 36.0

@@ -6,6 +6,7 @@ infra/ creates each of them; a test checks it.
 
 INBOX_CONTAINER = "signing-inbox"
 BATCHES_CONTAINER = "signing-batches"
+BATCH_MANIFEST_NAME = "manifest.json"  # signing-batches/{batch}/manifest.json starts a batch
 SIGNED_CONTAINER = "signed-documents"
 ERRORS_CONTAINER = "signing-errors"
 CONFIG_CONTAINER = "signing-config"

@@ -23,20 +23,28 @@ DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def connection_string(blob_port: int, queue_port: int, table_port: int, host: str = "127.0.0.1") -> str:
+def connection_string(blob_port: int, queue_port: int, table_port: int, host: str = "127.0.0.1",
+                      scheme: str = "http") -> str:
     return (
-        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-        f"BlobEndpoint=http://{host}:{blob_port}/{DEV_ACCOUNT};"
-        f"QueueEndpoint=http://{host}:{queue_port}/{DEV_ACCOUNT};"
-        f"TableEndpoint=http://{host}:{table_port}/{DEV_ACCOUNT};"
+        f"DefaultEndpointsProtocol={scheme};AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"BlobEndpoint={scheme}://{host}:{blob_port}/{DEV_ACCOUNT};"
+        f"QueueEndpoint={scheme}://{host}:{queue_port}/{DEV_ACCOUNT};"
+        f"TableEndpoint={scheme}://{host}:{table_port}/{DEV_ACCOUNT};"
     )
 
 
 @dataclass
 class Azurite:
-    """One Azurite process. In memory by default; `location` keeps data on disk across restarts."""
+    """One Azurite process. In memory by default; `location` keeps data on disk across restarts.
+
+    With `tls` (a certificate and its key, PEM files) it serves HTTPS; with `oauth` as well it also
+    accepts bearer tokens (Azurite's `--oauth basic`: it checks a token's issuer, audience and
+    lifetime, not its signature), for identity-based connections.
+    """
 
     location: Path | None = None
+    tls: tuple[Path, Path] | None = None
+    oauth: bool = False
     blob_port: int = field(default_factory=free_port)
     queue_port: int = field(default_factory=free_port)
     table_port: int = field(default_factory=free_port)
@@ -44,8 +52,17 @@ class Azurite:
     _workdir: tempfile.TemporaryDirectory[str] | None = None
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def connection_string(self) -> str:
-        return connection_string(self.blob_port, self.queue_port, self.table_port)
+        return connection_string(self.blob_port, self.queue_port, self.table_port, scheme=self.scheme)
+
+    def service_url(self, service: str) -> str:
+        """The account's endpoint of `service` (blob, queue or table), as identity-based settings name it."""
+        port = {"blob": self.blob_port, "queue": self.queue_port, "table": self.table_port}[service]
+        return f"{self.scheme}://127.0.0.1:{port}/{DEV_ACCOUNT}"
 
     def start(self, timeout_s: float = 20.0) -> Azurite:
         if not AZURITE_BIN.exists():
@@ -59,6 +76,10 @@ class Azurite:
             "--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port),
             "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),
         ]
+        if self.tls:
+            args += ["--cert", str(self.tls[0]), "--key", str(self.tls[1])]
+            if self.oauth:
+                args += ["--oauth", "basic"]
         # Calling the node script directly (not npx, not a shell) makes the Popen pid the server itself,
         # so stop() leaves nothing behind.
         self.process = subprocess.Popen(

@@ -4,13 +4,15 @@ The pipeline calls `publish_event` when something a flow may wait for happens. D
 asynchronous (one `webhook-events` message per matching subscriber), so a slow subscriber never
 slows the pipeline, and each subscriber's retries are its own.
 
-What `data` holds per event type (subscribers and the OpenAPI notification schema rely on it):
-- STATUS_CHANGED: `status` (the new PackageStatus value), `previousStatus`; subscriptions may
-  filter on `status` (the "When a package is signed" trigger waits for Finished).
-- SIGNER_ACTED: `email`, `action` (signed, rejected, ...), `status` of the package.
+What `data` holds per event type (subscribers and the connector's trigger outputs rely on it; the
+models are `shared.webhooks.events.EVENT_DATA`, and fields without a value are left out):
+- STATUS_CHANGED: `status` (the new PackageStatus value), `previousStatus`, `reason`;
+  subscriptions may filter on `status` (the "When a package is signed" trigger waits for Finished).
+- SIGNER_ACTED: `email`, `actorId`, `action` (signed, rejected, ...), `completedAt`, `reason`,
+  `status` of the package.
 - ARCHIVED: `archiveLocation` and `files`.
-- INPUT_REJECTED: `reason`, `errorReport`.
-- LINK_REQUESTED: `email` of the signer who asked for a new link.
+- INPUT_REJECTED: `packageRef`, `source`, `code`, `message`, `errorReport`.
+- LINK_REQUESTED: `email` and `actorId` of the signer who asked for a new link.
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ def publish_event(store: Store, event_type: EventType, package_ref: str, data: d
         matching = [s for s in every if s.wants(event_type, package_ref, data)]
         if not matching:
             return
-        event = WebhookEvent(type=event_type, packageRef=package_ref, data=data)
+        # Unknown values are left out rather than sent as null: a flow treats a null where the
+        # trigger's schema (shared.webhooks.events.EVENT_DATA) says string as an error.
+        known = {key: value for key, value in data.items() if value is not None}
+        event = WebhookEvent(type=event_type, packageRef=package_ref, data=known)
         for subscription in matching:
             store.clients.send_json(names.WEBHOOK_EVENTS_QUEUE, delivery_message(subscription.id, event))
         log_event(_log, "webhook.published", event_type=event_type.value, event_id=event.id,

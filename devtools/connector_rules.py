@@ -88,6 +88,8 @@ def _check_schema(where: str, schema: dict[str, Any], definitions: dict[str, Any
             yield from _check_schema(f"{where}->{name}", definitions[name], definitions, pickable, seen | {name})
         return
     yield from _check_description(where, schema, required=False)
+    if "x-ms-summary" in schema:
+        yield from _check_label(where, schema)
     yield from _check_enum(where, schema, pickable)
     for name, sub in schema.get("properties", {}).items():
         at = f"{where}.{name}"

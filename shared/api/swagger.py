@@ -11,7 +11,8 @@ pydantic emits for our models:
   (devtools/connector_rules.py) refuse;
 - `const` becomes a one-value `enum`; numeric `exclusiveMinimum: n` becomes `minimum: n` plus
   `exclusiveMinimum: true`;
-- `title` becomes `x-ms-summary` (the label a flow designer shows);
+- `title` becomes `x-ms-summary` (the label a flow designer shows); a class name used as a title
+  (an enum's `PackageStatus`) is split into words;
 - nested models and enums are written in place instead of as `$ref`: Swagger 2.0 ignores the
   siblings of a `$ref`, so a referenced field would lose its own label and description, and a
   designer would show the referenced class's name instead. Only the models that operations take
@@ -37,8 +38,16 @@ _KEEP = {
 }
 _EXTENSIONS = re.compile(r"^x-")
 _SCALARS = {"string", "integer", "number", "boolean"}
+_JOINED = re.compile(r"([a-z0-9])([A-Z])")
 
 EnumLabels = Mapping[str, Mapping[str, str]]  # enum class name -> value -> the text a designer shows
+
+
+def _words(title: str) -> str:
+    """A class name that pydantic uses as a title (PackageStatus) as the words a designer should show."""
+    if " " in title or not _JOINED.search(title):
+        return title
+    return _JOINED.sub(lambda m: f"{m.group(1)} {m.group(2)}", title)
 
 
 def _is_null(schema: dict[str, Any]) -> bool:
@@ -85,7 +94,7 @@ class _Converter:
         if schema.get("examples"):
             schema["example"] = schema["examples"][0]
         if "title" in schema:
-            out["x-ms-summary"] = schema["title"]
+            out["x-ms-summary"] = _words(schema["title"])
         if schema.get("default", 0) is None:
             del schema["default"]
         for key, value in schema.items():

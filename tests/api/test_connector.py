@@ -117,6 +117,8 @@ _BREAKS = {
     "property as a bare $ref": ((*_PACKAGE, "signers"), {"$ref": "#/definitions/Problem"}),
     "nested property without a label": ((*_PACKAGE, "signers", "items", "properties", "email", "x-ms-summary"),
                                         _DELETE),
+    "array items labelled with a class name": (
+        ("definitions", "SubscriptionRequest", "properties", "events", "items", "x-ms-summary"), "EventType"),
     "event property without a description": (
         ("definitions", "StatusChangedEvent", "properties", "data", "properties", "reason", "description"), _DELETE),
     "enum parameter without value labels": (("paths", "/packages", "get", "parameters", 0, "x-ms-enum-values"),

@@ -94,7 +94,7 @@ def test_converter_handles_what_swagger_2_lacks() -> None:
                                                                   "exclusiveMinimum": True}
     defs = {"Thing": {"type": "object", "title": "Thing", "description": "A thing.",
                       "properties": {"size": {"type": "integer", "title": "Size"}}},
-            "Colour": {"type": "string", "enum": ["red", "blue"], "title": "Colour"}}
+            "Colour": {"type": "string", "enum": ["red", "blue"], "title": "PaintColour"}}
     # In place, with the field's own label and description winning over the model's.
     assert convert({"$ref": "#/$defs/Thing", "title": "My Thing", "description": "Mine."}, defs) == {
         "type": "object", "x-ms-summary": "My Thing", "description": "Mine.",
@@ -102,5 +102,5 @@ def test_converter_handles_what_swagger_2_lacks() -> None:
     nested = convert({"type": "object", "properties": {"colours": {"type": "array", "title": "Colours", "items": {
         "anyOf": [{"$ref": "#/$defs/Colour"}, {"type": "null"}]}}}}, defs, {"Colour": {"red": "Red", "blue": "Blue"}})
     assert nested["properties"]["colours"]["items"] == {
-        "type": "string", "enum": ["red", "blue"], "x-ms-summary": "Colour", "x-nullable": True,
+        "type": "string", "enum": ["red", "blue"], "x-ms-summary": "Paint Colour", "x-nullable": True,
         "x-ms-enum-values": [{"value": "red", "displayName": "Red"}, {"value": "blue", "displayName": "Blue"}]}

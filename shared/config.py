@@ -94,7 +94,12 @@ SETTINGS: tuple[Setting, ...] = (
     # Intake.
     Setting("BLOB_TRIGGER_SOURCE", "LogsAndContainerScan",
             "`EventGrid` in Azure (Flex Consumption), `LogsAndContainerScan` where the host polls."),
-    Setting("INTAKE_MAX_DOCUMENT_MB", "150", "Largest document accepted, in MB."),
+    Setting("INTAKE_MAX_DOCUMENT_MB", "30",
+            "Largest document accepted, in MB (MiB: 1 MB = 1,048,576 bytes). Connective refuses documents over 30 MB, "
+            "so a larger one is rejected at intake (document_too_large) before any call."),
+    Setting("ITSME_TARGET_TYPE", "PdfA2A",
+            "TargetType (PdfA1A or PdfA2A) sent for the documents of a package whose signers may sign with itsme, "
+            "which signs PDF/A only."),
     Setting("ROUTING_PROFILES", "",
             "JSON routing profiles by inbox folder; empty means the blob signing-config/routing-profiles.json."),
     Setting("DEFAULT_DOCUMENT_LANGUAGE", "en", "Language for documents that name none."),

@@ -31,16 +31,54 @@ class _Delivery:
     due: float
     sequence: int
     url: str = field(compare=False)
-    body: dict[str, Any] = field(compare=False)
+    body: dict[str, Any] | None = field(compare=False)  # None: no body
     kind: str = field(compare=False)  # "callback" | "notification"
     attempt: int = field(default=1, compare=False)
+    method: str = field(default="POST", compare=False)
+    form: bool = field(default=False, compare=False)  # the body as application/x-www-form-urlencoded
 
 
-def with_query(url: str, extra: dict[str, str]) -> str:
-    """Keep the registered URL's query (our app's token) and append the sandbox's parameters."""
+def with_query(url: str, extra: dict[str, str], keep_query: bool = True) -> str:
+    """Keep the registered URL's query (unless a variant drops it) and append the sandbox's parameters."""
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + list(extra.items())
+    kept = parse_qsl(parts.query, keep_blank_values=True) if keep_query else []
+    query = kept + list(extra.items())
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One way to call a URL: method, the parameters added to its query, and the body (JSON or form)."""
+
+    method: str
+    query: dict[str, str]
+    body: dict[str, Any] | None
+    form: bool = False
+
+
+def callback_shape(style: str, body: dict[str, Any]) -> Shape:
+    """A package callback in one of the `callback_style` variants (the real wire format is unconfirmed)."""
+    ids = {"packageId": body["PackageId"], "packageStatus": body["PackageStatus"]}
+    if style == "post-json":
+        return Shape("POST", {}, body)
+    if style == "post-form":
+        return Shape("POST", {}, {key: value for key, value in body.items() if value is not None}, form=True)
+    if style == "get-package-id":
+        return Shape("GET", {"packageId": body["PackageId"]}, None)
+    if style == "no-status":
+        return Shape("POST", {}, {"PackageId": body["PackageId"]})
+    return Shape("POST", ids, body)
+
+
+def notification_shape(style: str, body: dict[str, Any]) -> Shape:
+    """A new-link request in one of the `notification_style` variants."""
+    if style == "post-form":
+        return Shape("POST", {}, body, form=True)
+    if style == "get-query":
+        return Shape("GET", {key: str(value) for key, value in body.items()}, None)
+    if style == "bare":
+        return Shape("POST", {}, None)
+    return Shape("POST", {}, body)
 
 
 class CallbackDispatcher:
@@ -65,14 +103,14 @@ class CallbackDispatcher:
         self._knobs = knobs
 
     def package_callback(self, url: str, body: dict[str, Any]) -> None:
-        full_url = with_query(url, {"packageId": body["PackageId"], "packageStatus": body["PackageStatus"]})
-        self._submit(full_url, body, "callback")
+        self._submit(url, callback_shape(self._knobs.callback_style, body), "callback")
 
     def notification(self, url: str, body: dict[str, Any]) -> None:
-        self._submit(url, body, "notification")
+        self._submit(url, notification_shape(self._knobs.notification_style, body), "notification")
 
-    def _submit(self, url: str, body: dict[str, Any], kind: str) -> None:
+    def _submit(self, registered_url: str, shape: Shape, kind: str) -> None:
         knobs = self._knobs
+        url = with_query(registered_url, shape.query, keep_query=not knobs.callback_drop_query)
         self._stats.record_callback("queued")
         if self._rng.random() < knobs.callback_drop_rate:
             self._stats.record_callback("dropped")
@@ -83,7 +121,8 @@ class CallbackDispatcher:
         now = time.monotonic()
         with self._condition:
             for _ in range(copies):
-                delivery = _Delivery(now + knobs.callback_delay, next(self._sequence), url, body, kind)
+                delivery = _Delivery(now + knobs.callback_delay, next(self._sequence), url, shape.body, kind,
+                                     method=shape.method, form=shape.form)
                 if knobs.callback_reorder:
                     self._reorder(delivery, now)
                 else:
@@ -130,7 +169,9 @@ class CallbackDispatcher:
     def _deliver(self, delivery: _Delivery, generation: int) -> None:
         knobs = self._knobs
         try:
-            response = self._session.post(delivery.url, json=delivery.body, timeout=(3, knobs.callback_timeout))
+            payload = {"data": delivery.body} if delivery.form else {"json": delivery.body}
+            response = self._session.request(delivery.method, delivery.url, timeout=(3, knobs.callback_timeout),
+                                             **payload)
             ok = 200 <= response.status_code < 300
             outcome = f"HTTP {response.status_code}"
         except requests.RequestException as error:

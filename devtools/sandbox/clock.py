@@ -49,11 +49,6 @@ def parse_timestamp(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def iso_offset(moment: datetime) -> str:
-    """`2019-02-28T14:05:11+00:00`, the form of create responses."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
-
-
 def iso_z(moment: datetime | None) -> str | None:
     """`2019-10-23T13:34:12Z`, the form of status responses."""
     if moment is None:

@@ -11,10 +11,11 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers or {}
 
-    def body(self, error_format: str) -> object:
+    def body(self, error_format: str, message_key: str = "") -> object:
+        """`{ErrorCode, Message}` (the swagger) or `[{ErrorCode, ErrorMessage}]` (v4); `message_key` swaps the name."""
         if error_format == "array":
-            return [{"ErrorCode": self.code, "ErrorMessage": self.message}]
-        return {"ErrorCode": self.code, "Message": self.message}
+            return [{"ErrorCode": self.code, message_key or "ErrorMessage": self.message}]
+        return {"ErrorCode": self.code, message_key or "Message": self.message}
 
 
 def bad_request(code: str, message: str) -> ApiError:

@@ -39,10 +39,35 @@ class Knobs:
     callback_max_attempts: int = field(default=5, metadata={"help": "delivery attempts per callback (non-2xx retried)"})
     callback_backoff: float = field(default=0.5, metadata={"help": "first retry delay in seconds, doubled per attempt"})
     callback_timeout: float = field(default=10.0, metadata={"help": "read timeout of one callback POST in seconds"})
+    # Variants of what no public source documents (docs/CONNECTIVE_CONTRACT.md): the product must work under each.
+    callback_style: str = field(default="post-json-query", metadata={
+        "help": "how a package callback is sent: post-json-query (POST, packageId and packageStatus added to the "
+                "query, JSON body), post-json (JSON body only), post-form (form body only), get-package-id (GET, "
+                "only packageId in the query), no-status (POST, JSON body with PackageId only)"})
+    callback_drop_query: bool = field(default=False, metadata={
+        "help": "drop the query string of the registered callback URLs before calling them"})
+    notification_style: str = field(default="post-json", metadata={
+        "help": "how a new-link request is sent: post-json, post-form, get-query, or bare (POST, no body)"})
+    error_message_key: str = field(default="", metadata={
+        "help": "the text's name in error bodies: Message or ErrorMessage (empty: Message in an object, "
+                "ErrorMessage in an array)"})
+    audit_proof_wrapper: bool = field(default=False, metadata={
+        "help": "put a wrapper element around <uploads> in audit proofs (the swagger shows none)"})
+    audit_proof_uploads: str = field(default="per-document", metadata={
+        "help": "one <upload> per document (per-document) or one for the whole upload session (per-session)"})
+    list_sort_field: str = field(default="known", metadata={
+        "help": "Package List SortField: known (a few names accepted, others 400), refuse (any SortField 400), "
+                "ignore"})
+    list_status_case: str = field(default="any", metadata={
+        "help": "Package List Status: any (filter in any casing), exact (PascalCase only), upper (upper-case "
+                "filter and upper-case statuses in the items, as the swagger's example)"})
+    delete_draft_conflict: bool = field(default=False, metadata={
+        "help": "Delete Package refuses a Draft package with 409"})
     # Behaviour.
     audit_proofs: bool = field(default=True, metadata={"help": "audit-proof feature enabled (CorrelationId needs it)"})
     error_format: str = field(default="object", metadata={"help": "error body form: object or array"})
-    max_document_mb: float = field(default=0.0, metadata={"help": "largest accepted document in MB (0: no limit)"})
+    max_document_mb: float = field(default=30.0, metadata={
+        "help": "largest accepted document in MB (Connective documents 30 MB; 0: no limit)"})
     seed: int | None = field(default=None, metadata={"help": "random seed for faults and callback knobs"})
     public_url: str = field(default="", metadata={"help": "base URL used in ActionUrls (default: the bind address)"})
 
@@ -54,8 +79,9 @@ class Knobs:
             if key not in fields:
                 raise ValueError(f"unknown knob {key!r}")
             staged[key] = _coerce(key, fields[key].type, value)
-        if "error_format" in staged and staged["error_format"] not in ("object", "array"):
-            raise ValueError("error_format must be 'object' or 'array'")
+        for key, allowed in CHOICES.items():
+            if key in staged and staged[key] not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(repr(a) for a in allowed)}")
         for key, value in staged.items():
             setattr(self, key, value)
 
@@ -64,6 +90,17 @@ class Knobs:
 
     def copy(self) -> Knobs:
         return dataclasses.replace(self)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "error_format": ("object", "array"),
+    "error_message_key": ("", "Message", "ErrorMessage"),
+    "callback_style": ("post-json-query", "post-json", "post-form", "get-package-id", "no-status"),
+    "notification_style": ("post-json", "post-form", "get-query", "bare"),
+    "audit_proof_uploads": ("per-document", "per-session"),
+    "list_sort_field": ("known", "refuse", "ignore"),
+    "list_status_case": ("any", "exact", "upper"),
+}
 
 
 def _coerce(key: str, type_name: object, value: Any) -> Any:

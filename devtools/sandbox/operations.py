@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from devtools.sandbox import fields, lifecycle
 from devtools.sandbox.auditproof import audit_proof_xml
-from devtools.sandbox.clock import iso_offset, parse_timestamp
+from devtools.sandbox.clock import iso_z, parse_timestamp
 from devtools.sandbox.documents import build_document, detected_locations, locations_from_fields
 from devtools.sandbox.errors import ApiError, bad_request, conflict, not_found
 from devtools.sandbox.model import PACKAGE_STATUSES, Document, Package, new_id
@@ -141,6 +141,12 @@ def _audit_enabled(sandbox: Sandbox) -> None:
         raise conflict("AuditProof.Disabled", "the audit-proof feature is disabled")
 
 
+def _proof_xml(sandbox: Sandbox, parts: list[tuple[Package, list[Document]]]) -> bytes:
+    knobs = sandbox.knobs
+    return audit_proof_xml(parts, wrapper=knobs.audit_proof_wrapper,
+                           per_session=knobs.audit_proof_uploads == "per-session")
+
+
 def _xml(content: bytes, package_id: str | None = None) -> Reply:
     return Reply(body=content, content_type="application/xml; charset=utf-8", package_id=package_id)
 
@@ -151,7 +157,8 @@ def create_package(sandbox: Sandbox, request: ApiRequest) -> Reply:
     package = _new_package(sandbox, request)
     with sandbox.lock:
         sandbox.add_package(package)
-    return Reply(201, {"PackageId": package.id, "CreationTimestamp": iso_offset(package.created)},
+    # `Z`, as a real captured answer has it (the reference's examples show +00:00).
+    return Reply(201, {"PackageId": package.id, "CreationTimestamp": iso_z(package.created)},
                  package_id=package.id, mutated=True)
 
 
@@ -173,7 +180,7 @@ def add_document(sandbox: Sandbox, request: ApiRequest) -> Reply:
         for path in files:
             path.unlink(missing_ok=True)
         raise
-    return Reply(json={"DocumentId": document.id, "CreationTimestamp": iso_offset(document.created),
+    return Reply(json={"DocumentId": document.id, "CreationTimestamp": iso_z(document.created),
                        "Locations": [location_summary(location) for location in locations]},
                  package_id=package.id, mutated=True)
 
@@ -267,18 +274,42 @@ def create_instant_package(sandbox: Sandbox, request: ApiRequest) -> Reply:
     return Reply(json={"PackageId": package.id, **view, "Warnings": []}, package_id=package.id, mutated=True)
 
 
+def _sort_field(variant: str, given: str | None) -> str:
+    """SortField's values are documented nowhere: the `list_sort_field` knob plays the server's choices."""
+    wanted = (given or "").strip("\"' ").lower()
+    if wanted and variant == "refuse":
+        raise bad_request("PackageList.SortField.Invalid", "SortField is not supported")
+    if not wanted or variant == "ignore":
+        return "creationtimestamp"
+    if wanted not in SORT_FIELDS:
+        raise bad_request("PackageList.SortField.Invalid", f"SortField must be one of {', '.join(SORT_FIELDS)}")
+    return wanted
+
+
+def _status_filter(variant: str, given: str | None) -> str | None:
+    """The Status filter in the casing the `list_status_case` knob accepts (the real one is unconfirmed)."""
+    value = (given or "").strip("\"' ")
+    if not value:
+        return None
+    accepted = {"any": PACKAGE_STATUSES, "exact": PACKAGE_STATUSES,
+                "upper": tuple(status.upper() for status in PACKAGE_STATUSES)}[variant]
+    match = next((status for status, shown in zip(PACKAGE_STATUSES, accepted, strict=True)
+                  if shown == value or (variant == "any" and shown.lower() == value.lower())), None)
+    if match is None:
+        raise bad_request("PackageList.Status.Invalid", f"Status must be one of {', '.join(accepted)}")
+    return match
+
+
 def list_packages(sandbox: Sandbox, request: ApiRequest) -> Reply:
     query = request.query
     max_quantity = fields.integer(query, "maxquantity", where="PackageList", default=100) or 0
     if not 1 <= max_quantity <= 1000:
         raise bad_request("PackageList.MaxQuantity.Invalid", "MaxQuantity must be 1..1000")
-    sort_field = (query.get("sortfield") or "CreationTimestamp").strip("\"' ").lower()
-    if sort_field not in SORT_FIELDS:
-        raise bad_request("PackageList.SortField.Invalid", f"SortField must be one of {', '.join(SORT_FIELDS)}")
+    sort_field = _sort_field(sandbox.knobs.list_sort_field, query.get("sortfield"))
     sort_order = (query.get("sortorder") or "ASC").strip("\"' ").upper()
     if sort_order not in ("ASC", "DESC"):
         raise bad_request("PackageList.SortOrder.Invalid", "SortOrder must be ASC or DESC")
-    status = fields.choice(query, "status", PACKAGE_STATUSES, where="PackageList")
+    status = _status_filter(sandbox.knobs.list_status_case, query.get("status"))
     before = _timestamp(query, "createdbeforedate", "PackageList")
     after = _timestamp(query, "createdafterdate", "PackageList")
     query_key = repr((sort_field, sort_order, status, before, after))
@@ -303,8 +334,9 @@ def list_packages(sandbox: Sandbox, request: ApiRequest) -> Reply:
         if offset + max_quantity < len(matching):
             next_token = new_id()
             sandbox.list_cursors[next_token] = (query_key, offset + max_quantity)
-        items = [{"Id": p.id, "PackageStatus": p.status, "ExternalPackageReference": p.external_reference}
-                 for p in page]
+        upper = sandbox.knobs.list_status_case == "upper"
+        items = [{"Id": p.id, "PackageStatus": p.status.upper() if upper else p.status,
+                  "ExternalPackageReference": p.external_reference} for p in page]
     return Reply(json={"ContinuationToken": next_token, "MaxQuantity": max_quantity, "Total": len(matching),
                        "Items": items})
 
@@ -390,6 +422,8 @@ def delete_package(sandbox: Sandbox, request: ApiRequest) -> Reply:
         package = sandbox.package(request.params["id"])
         if package.status in ("Pending", "Expired"):
             raise conflict("Package.InvalidStatus", f"a {package.status} package cannot be deleted; revoke it first")
+        if package.status == "Draft" and sandbox.knobs.delete_draft_conflict:
+            raise conflict("Package.InvalidStatus", "a Draft package cannot be deleted")
         sandbox.forget(package)
     return Reply(package_id=package.id, mutated=True)
 
@@ -401,7 +435,7 @@ def package_audit_proof(sandbox: Sandbox, request: ApiRequest) -> Reply:
     with sandbox.lock:
         package = sandbox.package(request.params["id"])
         _finished(package)
-        return _xml(audit_proof_xml([(package, package.documents)]), package.id)
+        return _xml(_proof_xml(sandbox, [(package, package.documents)]), package.id)
 
 
 def document_audit_proof(sandbox: Sandbox, request: ApiRequest) -> Reply:
@@ -410,7 +444,7 @@ def document_audit_proof(sandbox: Sandbox, request: ApiRequest) -> Reply:
         package = sandbox.package(request.params["id"])
         document = _document(package, request.params["documentid"])
         _finished(package)
-        return _xml(audit_proof_xml([(package, [document])]), package.id)
+        return _xml(_proof_xml(sandbox, [(package, [document])]), package.id)
 
 
 def package_correlation_audit_proof(sandbox: Sandbox, request: ApiRequest) -> Reply:
@@ -422,7 +456,7 @@ def package_correlation_audit_proof(sandbox: Sandbox, request: ApiRequest) -> Re
             raise not_found(f"Correlation.NotFound:{correlation_id}", "no package has this CorrelationId")
         for package in packages:
             _finished(package)
-        return _xml(audit_proof_xml([(package, package.documents) for package in packages]))
+        return _xml(_proof_xml(sandbox, [(package, package.documents) for package in packages]))
 
 
 def document_correlation_audit_proof(sandbox: Sandbox, request: ApiRequest) -> Reply:
@@ -437,7 +471,7 @@ def document_correlation_audit_proof(sandbox: Sandbox, request: ApiRequest) -> R
                 parts.append((package, documents))
         if not parts:
             raise not_found(f"Correlation.NotFound:{correlation_id}", "no document has this CorrelationId")
-        return _xml(audit_proof_xml(parts))
+        return _xml(_proof_xml(sandbox, parts))
 
 
 def add_external_proof(sandbox: Sandbox, request: ApiRequest) -> Reply:

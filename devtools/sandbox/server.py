@@ -334,8 +334,8 @@ class Handler(BaseHTTPRequestHandler):
     # ----- answers ---------------------------------------------------------------------------------
     def _send_error(self, error: ApiError, error_format: str) -> None:
         self.sandbox.stats.record_status(error.status)
-        self._send(error.status, json.dumps(error.body(error_format)).encode(), "application/json; charset=utf-8",
-                   error.headers)
+        body = error.body(error_format, self.sandbox.knobs.error_message_key)
+        self._send(error.status, json.dumps(body).encode(), "application/json; charset=utf-8", error.headers)
 
     def _send_reply(self, reply: Reply, error_format: str) -> None:
         if isinstance(reply.json, ApiError):

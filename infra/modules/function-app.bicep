@@ -155,7 +155,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     STATUS_REFRESH_DELAY_S: '10'
     // Intake. Flex Consumption runs blob triggers from Event Grid only.
     BLOB_TRIGGER_SOURCE: 'EventGrid'
-    INTAKE_MAX_DOCUMENT_MB: '150'
+    INTAKE_MAX_DOCUMENT_MB: '30'
+    ITSME_TARGET_TYPE: 'PdfA2A'
     ROUTING_PROFILES: ''
     DEFAULT_DOCUMENT_LANGUAGE: 'en'
     DEFAULT_INITIATOR: defaultInitiator

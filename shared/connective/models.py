@@ -162,14 +162,33 @@ class _ActorBase(WireModel):
     send_notifications: bool | None = None
     user_roles: list[str] | None = None
     legal_notice_code: str | None = None
-    legal_notice_text: str | None = None
+    legal_notice_text: str | None = Field(default=None, validation_alias=AliasChoices(
+        "LegalNoticeText", "LegalNoticetext", "legal_notice_text"))
 
 
 class Actor(_ActorBase):
-    """An actor of Set Process Information (v3, `location_ids`) or Create Instant Package (`signing_fields`)."""
+    """An actor of Create Instant Package (`signing_fields`), or of Set Process Information (`location_ids`)
+    when given to `SetProcessRequest`, which sends it as a `ProcessActor`."""
 
     location_ids: list[str] | None = None
     signing_fields: list[SigningField] | None = None
+
+
+class ProcessActor(Actor):
+    """An actor of Set Process Information v3, spelt as that operation's own schema in the connector's
+    swagger spells it: `RedirectURL` and `LegalNoticetext` (the shared Request.Actor and Create Instant
+    Package say `RedirectUrl` and `LegalNoticeText`). The working connector sends these spellings."""
+
+    redirect_url: str | None = Field(default=None, serialization_alias="RedirectURL", validation_alias=AliasChoices(
+        "RedirectUrl", "RedirectURL", "redirect_url"))
+    legal_notice_text: str | None = Field(default=None, serialization_alias="LegalNoticetext",
+                                          validation_alias=AliasChoices("LegalNoticeText", "LegalNoticetext",
+                                                                        "legal_notice_text"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_actor(cls, data: Any) -> Any:
+        return data.model_dump(by_alias=True, exclude_none=True) if isinstance(data, Actor) else data
 
 
 class LocationRef(WireModel):
@@ -269,8 +288,19 @@ class CreateInstantPackageRequest(DocumentOptions, PackageOptions):
     stakeholders: list[Stakeholder] | None = None
 
 
+class ProcessStakeholder(Person):
+    """A person of Set Process Information v3: its actors go out in that operation's spellings."""
+
+    actors: list[ProcessActor] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_stakeholder(cls, data: Any) -> Any:
+        return data.model_dump(by_alias=True, exclude_none=True) if isinstance(data, Stakeholder) else data
+
+
 class SetProcessRequest(WireModel):
-    stakeholders: list[Stakeholder]
+    stakeholders: list[ProcessStakeholder]
 
 
 class SetProcessV31Request(WireModel):

@@ -11,12 +11,14 @@ Connective calls, chosen to fit the call budget (4 calls for a 1-document, 1-sig
 drop to archive, +1 per extra signer, +3 per extra document):
 - one document: Download Document (1 call); several: Download Package, the ZIP (1 call), spooled
   to a temporary file (a ZIP needs random access) and each member streamed into its blob;
-- Package Audit Proof (1 call). The package proof holds one `upload` element per document, so each
+- Package Audit Proof (1 call). Where the proof's shape (the swagger's `Content`: `upload` elements
+  whose signatures name their `locationId`) shows which `upload` covers which document, each
   document's proof file is cut out of it instead of costing one Document Audit Proof call per
-  document. The cut-out keeps the package proof's root attributes and that document's `upload`
-  and index entries; only the package file carries Connective's signature, which is why it is
-  archived unchanged beside them. A document the package proof does not cover falls back to
-  Document Audit Proof.
+  document (`split_audit_proof`). The cut-out keeps the package proof's root attributes, that
+  document's `upload` elements and the package's indexes; only the package file carries
+  Connective's signature, which is why it is archived unchanged beside them. A document the shape
+  cannot attribute (an `upload` per upload session rather than per document, unknown locations)
+  falls back to Document Audit Proof.
 Files already archived by an earlier, interrupted run (same name, same package id) are not fetched
 again, so a retry after a missing rate token spends only the calls that are still missing.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -49,7 +52,13 @@ from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSe
 
 from shared.config import Settings
 from shared.connective.client import ConnectiveClient
-from shared.connective.errors import ConflictError, NotFoundError, RateLimitDeferred, ThrottledError
+from shared.connective.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitDeferred,
+    ThrottledError,
+)
 from shared.logging import get_logger, log_event
 from shared.pipeline.status_sync import apply_status
 from shared.storage import names
@@ -327,7 +336,7 @@ class Archiver:
                 self.client.package_audit_proof(self.package_id, _Tee(spool, sink))
                 self._commit(sink, PACKAGE_PROOF_NAME, FileKind.PACKAGE_AUDIT_PROOF, XML_TYPE)
             spool.seek(0)
-            extracts = split_audit_proof(spool, planned)
+            extracts = split_audit_proof(spool, self._with_locations(planned))
         for document in planned:
             extract = extracts.get(document.document_id)
             if extract is not None:
@@ -335,6 +344,24 @@ class Archiver:
                                    document.document_id)
             elif not self._reuse(document.proof_blob_name, FileKind.DOCUMENT_AUDIT_PROOF, document.document_id):
                 self._download_document_proof(document)
+
+    def _with_locations(self, planned: list[PlannedDocument]) -> list[PlannedDocument]:
+        """The documents with their location ids, which tell the package proof's parts apart.
+
+        Creation keeps them on the row. A row without them (a package found by a look-up, a row made
+        before they were kept) costs one Get Signing Locations call, fewer than a proof per document.
+        """
+        lacking = [d for d in planned if not d.location_ids and d.proof_blob_name not in self._existing]
+        if len(planned) < 2 or not lacking:
+            return planned
+        try:
+            listed = {d.document_id.lower(): d for d in self.client.get_signing_locations(self.package_id).documents}
+        except (ConflictError, NotFoundError, InvalidRequestError) as error:
+            log_event(_log, "archive.locations_unavailable", status=error.status)
+            return planned
+        return [dataclasses.replace(d, location_ids=frozenset(
+            location.id.lower() for location in listed[d.document_id.lower()].locations))
+            if not d.location_ids and d.document_id.lower() in listed else d for d in planned]
 
     def _download_document_proof(self, document: PlannedDocument) -> None:
         sink = BlobSink(self._blob(document.proof_blob_name))
@@ -396,53 +423,42 @@ def _match_members(documents: list[PlannedDocument], members: list[zipfile.ZipIn
 
 
 def split_audit_proof(source: IO[bytes], planned: list[PlannedDocument]) -> dict[str, bytes]:
-    """Each document's part of a package audit proof: the `uploads` root, its `upload`, its index entries.
+    """Each document's part of a package audit proof, where the proof's own shape tells which part is whose.
 
-    An `upload` belongs to a document by its `documentId` attribute, else by the signature
-    `locationId`s of the document's locations, else by position when the counts agree.
+    The shape is the swagger's `Content` definition, which names no document. One document: the whole
+    proof is its proof. Several: an `upload` belongs to a document when every `locationId` of its
+    signatures is one of that document's locations. An `upload` that mixes documents (one per upload
+    session), names locations we do not know, or has no signatures leaves the documents it may cover
+    in doubt; those documents, and any document no `upload` belongs to, get no extract here, and the
+    archive fetches their proofs with Document Audit Proof instead. Index entries cannot be told
+    apart either: each extract keeps the package's `indexes` whole.
     """
     tree = SafeElementTree.parse(source)
-    groups = [(uploads, [child for child in uploads if _local(child.tag) == "upload"])
-              for uploads in _iter_local(tree.getroot(), "uploads")]
-    all_uploads = [(uploads, upload) for uploads, children in groups for upload in children]
-    owners = _upload_owners(all_uploads, planned)
-    extracts: dict[str, bytes] = {}
-    for document in planned:
-        parts = [(uploads, upload) for (uploads, upload), owner in zip(all_uploads, owners, strict=True)
-                 if owner == document.document_id]
-        if parts:
-            extracts[document.document_id] = _extract(parts, document.document_id)
-    return extracts
+    all_uploads = [(uploads, upload) for uploads in _iter_local(tree.getroot(), "uploads")
+                   for upload in uploads if _local(upload.tag) == "upload"]
+    if len(planned) == 1:
+        return {planned[0].document_id: _extract(all_uploads)} if all_uploads else {}
+    owned: dict[str, list[tuple[ElementTree.Element, ElementTree.Element]]] = {}
+    in_doubt: set[str] = set()
+    for uploads, upload in all_uploads:
+        locations = {_attribute(signature, "locationid").lower() for signature in _iter_local(upload, "signature")}
+        owners = [d.document_id for d in planned if locations and locations <= d.location_ids]
+        if len(owners) == 1:
+            owned.setdefault(owners[0], []).append((uploads, upload))
+            continue
+        known = set().union(*(d.location_ids for d in planned))
+        covered = [d.document_id for d in planned if locations & d.location_ids]
+        in_doubt.update(covered if locations and locations <= known else (d.document_id for d in planned))
+    return {document_id: _extract(parts) for document_id, parts in owned.items() if document_id not in in_doubt}
 
 
-def _upload_owners(all_uploads: list[tuple[ElementTree.Element, ElementTree.Element]],
-                   planned: list[PlannedDocument]) -> list[str | None]:
-    known = {document.document_id.lower(): document.document_id for document in planned}
-    owners: list[str | None] = []
-    for _, upload in all_uploads:
-        attribute = _attribute(upload, "documentid")
-        owner = known.get(attribute.lower())
-        if owner is None:
-            locations = {_attribute(signature, "locationid").lower() for signature in _iter_local(upload, "signature")}
-            owner = next((d.document_id for d in planned if locations & d.location_ids), None)
-        owners.append(owner)
-    if all(owner is not None for owner in owners):
-        return owners
-    if len(all_uploads) == len(planned) and not any(owners):
-        return [document.document_id for document in planned]
-    return owners
-
-
-def _extract(parts: list[tuple[ElementTree.Element, ElementTree.Element]], document_id: str) -> bytes:
+def _extract(parts: list[tuple[ElementTree.Element, ElementTree.Element]]) -> bytes:
     uploads, _ = parts[0]
     root = ElementTree.Element(uploads.tag, dict(uploads.attrib))
     for _, upload in parts:
         root.append(copy.deepcopy(upload))
     for indexes in (child for child in uploads if _local(child.tag) == "indexes"):
-        entries = [index for index in indexes if document_id.lower() in "".join(index.itertext()).lower()]
-        if entries:
-            kept = ElementTree.SubElement(root, indexes.tag, dict(indexes.attrib))
-            kept.extend(copy.deepcopy(entry) for entry in entries)
+        root.append(copy.deepcopy(indexes))
     return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
 
 

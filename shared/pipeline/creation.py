@@ -19,7 +19,8 @@
    expiry, with the history and webhook events. No extra status read.
 
 Errors: RateLimitDeferred or 429 → the message comes back later; AmbiguousCreateError and other
-transient errors → raise, the host retries, and the next attempt looks the package up first;
+transient errors → raise, the host retries, and the next attempt looks the package up first; a
+look-up that Connective refuses (LookupFailed) is retried the same way and never refuses the input;
 400/409 → the input is refused (InputRejected with an error report) and a Draft left behind is
 deleted, but only while the package is still a Draft: a package that has left Draft was started by
 an attempt whose answer got lost, and it is recorded like any status read (never InputRejected).
@@ -43,17 +44,19 @@ from shared.connective.errors import (
     ConnectiveError,
     ConnectiveHTTPError,
     InvalidRequestError,
+    NotFoundError,
     RateLimitDeferred,
     ThrottledError,
 )
 from shared.connective.models import (
     Actor,
     ActorType,
+    DocumentLocations,
+    Location,
     PackageInfo,
     PackageListItem,
     SigningField,
     SigningTypeInfo,
-    SortOrder,
     Stakeholder,
 )
 from shared.connective.models import PackageStatus as ConnectiveStatus
@@ -263,40 +266,58 @@ def _run(store: Store, settings: Settings, client: ConnectiveClient, record: Pac
 def _complete_draft(store: Store, client: ConnectiveClient, plan: _Plan, lease: _Lease, package_id: str,
                     fresh: bool = False) -> None:
     """Add the documents the Draft lacks, set the process and start it."""
-    existing: dict[str, dict[str, str]] = {}
+    existing: dict[str, DocumentLocations] = {}
     if not fresh:
         lease.renew()
         for document in client.get_signing_locations(package_id).documents:
             if document.external_document_reference:
-                existing[document.external_document_reference] = {
-                    location.label: location.id for location in document.locations if location.label}
+                existing[document.external_document_reference] = document
     location_ids: dict[str, str] = {}
+    # Each document's locations, kept on the row: the archive tells the audit proof's parts apart by them.
+    locations_by_document: dict[str, list[Location]] = {}
     for index in range(len(plan.documents)):
         reference = plan.document_reference(index)
         if reference in existing:
-            labels = existing[reference]
+            document_id, locations = existing[reference].document_id, existing[reference].locations
         else:
             lease.renew()
             added = client.add_document_to_package(package_id, plan.add_document_request(index),
                                                    plan.document_source(index),
                                                    document_length=plan.documents[index].size)
-            labels = {location.label: location.id for location in added.locations if location.label}
-        location_ids.update({f"{index}:{label}": location_id for label, location_id in labels.items()})
+            document_id, locations = added.document_id, added.locations
+        locations_by_document[document_id] = locations
+        location_ids.update({f"{index}:{location.label}": location.id for location in locations if location.label})
     lease.renew()
     client.set_process_information(package_id, {"Stakeholders": plan.stakeholders(location_ids)})
     lease.renew()
     info = client.set_package_status(package_id, ConnectiveStatus.PENDING)
+    for listed in info.package_documents:
+        if not listed.locations:
+            listed.locations = locations_by_document.get(listed.document_id, [])
     _finish(store, plan.ref, package_id, info)
 
 
+class LookupFailed(Exception):
+    """Get Package List refused the look-up. Nothing is wrong with the user's input: the attempt is retried."""
+
+
 def _look_up(client: ConnectiveClient, record: PackageRecord) -> PackageListItem | None:
-    """The package an earlier attempt created for this row, if any (newest first)."""
+    """The package an earlier attempt created for this row, if any.
+
+    No SortField and no SortOrder: no public source lists SortField's values, and a server that
+    refuses ours must not stop the recovery. Every page created since the row is read, whatever order
+    the server keeps. A refused look-up raises LookupFailed, never an error that would reject the input.
+    """
     wanted = record.ref.lower()
     since = record.created_at - LOOKUP_CLOCK_SLACK
-    for item in client.iter_package_list(page_size=LOOKUP_PAGE_SIZE, sort_field="CreationTimestamp",
-                                         sort_order=SortOrder.DESC, created_after_date=since):
-        if (item.external_package_reference or "").lower() == wanted:
-            return item
+    try:
+        for item in client.iter_package_list(page_size=LOOKUP_PAGE_SIZE, created_after_date=since):
+            if (item.external_package_reference or "").lower() == wanted:
+                return item
+    except (InvalidRequestError, ConflictError, NotFoundError) as refused:
+        log_event(logger, "creation.lookup_failed", logging.WARNING, status=refused.status,
+                  error_code=refused.error_code)
+        raise LookupFailed(f"Package List answered {refused.status} {refused.error_code or ''}".strip()) from refused
     return None
 
 
@@ -372,6 +393,17 @@ def _delete_draft(client: ConnectiveClient, package_id: str) -> None:
 # Requests built from the row
 
 
+ITSME_TARGET_TYPES = ("PdfA1A", "PdfA2A")
+
+
+def itsme_target_type(settings: Settings) -> str:
+    value = settings.get("ITSME_TARGET_TYPE").strip()
+    match = next((option for option in ITSME_TARGET_TYPES if option.lower() == value.lower()), None)
+    if match is None:
+        raise ValueError(f"ITSME_TARGET_TYPE must be one of {', '.join(ITSME_TARGET_TYPES)}, not {value!r}")
+    return match
+
+
 class _Plan:
     """The Connective requests for one recorded package."""
 
@@ -422,8 +454,12 @@ class _Plan:
 
     def _document_fields(self, index: int) -> dict[str, Any]:
         document = self.documents[index]
-        return {"DocumentName": document.name, "DocumentLanguage": document.language,
-                "ExternalDocumentReference": self.document_reference(index)}
+        fields = {"DocumentName": document.name, "DocumentLanguage": document.language,
+                  "ExternalDocumentReference": self.document_reference(index)}
+        if any("Itsme" in signer.signing_types for signer in self.request.signers):
+            # itsme signs PDF/A only, and Connective does not convert on its own (docs/CONNECTIVE_CONTRACT.md).
+            fields["TargetType"] = itsme_target_type(self.settings)
+        return fields
 
     def instant_request(self) -> dict[str, Any]:
         return {**self.package_fields(), **self._document_fields(0),

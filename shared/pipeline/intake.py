@@ -140,8 +140,10 @@ def check_document(settings: Settings, blob: BlobClient, *, etag: str, size: int
         raise Rejection("empty_document", f"{where} is empty")
     limit = max_document_bytes(settings)
     if size > limit:
+        # Judged before any download and any Connective call: Connective refuses documents over 30 MB.
         raise Rejection("document_too_large",
-                        f"{where} is {size / 1048576:.1f} MB; the limit is {limit // 1048576} MB")
+                        f"{where} is {size / 1048576:.1f} MB; the limit is {limit / 1048576:g} MB",
+                        [{"document": where, "sizeBytes": size, "limitBytes": limit}])
     read_range = _blob_ranges(blob, etag)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-pdfcheck") as pool:
         checking = pool.submit(inspect_pdf, read_range, size, markers)

@@ -90,7 +90,7 @@ def apply_status(store: Store, ref: str, status_response: PackageInfo, *, source
             outcome.status_changed = True
         if connective_status is not None and record.status == connective_status:
             record.connective_status = status_response.package_status.value
-        documents = _documents(status_response)
+        documents = _documents(status_response, record.documents)
         if documents and documents != record.documents:
             record.documents = documents
         if status_response.expiry_timestamp and (
@@ -161,13 +161,17 @@ def _holder_of(status_response: PackageInfo, actor: ActorState) -> StakeholderSt
                 None)
 
 
-def _documents(status_response: PackageInfo) -> list[dict[str, Any]]:
+def _documents(status_response: PackageInfo, known: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The row's document list from a status answer. A status answer may list no locations (the create
+    answers do): the location ids already known for a document are kept."""
+    known_locations = {entry.get("document_id"): entry.get("location_ids") or [] for entry in known}
     return [{
         "document_id": document.document_id,
         "name": document.document_name,
         "type": document.document_type or "application/pdf",
         "external_reference": document.external_document_reference,
-        "location_ids": [location.id for location in document.locations],
+        "location_ids": [location.id for location in document.locations]
+                        or known_locations.get(document.document_id, []),
     } for document in status_response.package_documents]
 
 

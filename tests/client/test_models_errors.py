@@ -62,8 +62,9 @@ def test_instant_package_actors_carry_signing_fields_with_coordinates_as_strings
 def test_process_v3_and_v31_shapes():
     v3 = SetProcessRequest.model_validate({"stakeholders": [
         {"email_address": "s@x.y", "actors": [{"type": "Signer", "location_ids": ["l1"], "RedirectURL": "https://r"}]}]})
+    # Set Process Information's own schema in the connector's swagger spells RedirectURL.
     assert v3.to_wire()["Stakeholders"][0]["Actors"][0] == {"Type": "Signer", "LocationIds": ["l1"],
-                                                            "RedirectUrl": "https://r"}
+                                                            "RedirectURL": "https://r"}
     v31 = SetProcessV31Request.model_validate({"stakeholders": [
         {"type": "PersonGroup", "person_group_name": "Board",
          "persons": [{"email_address": "a@x.y"}, {"email_address": "b@x.y"}],

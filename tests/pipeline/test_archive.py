@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import xml.etree.ElementTree as ElementTree
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -41,11 +42,24 @@ def sign_everyone(sandbox, package_id: str) -> None:
         act(sandbox, package_id, actor["id"], "sign")
 
 
-def finished_row(store, sandbox, client, ref: str, package_id: str) -> None:
-    """A row brought to Finished by a status read, as a callback would (1 call)."""
+def finished_row(store, sandbox, client, ref: str, package_id: str, *, locations_known: bool = True) -> None:
+    """A row brought to Finished by a status read, as a callback would (1 call).
+
+    `locations_known`: each document's location ids on the row, as creation keeps them (from the sandbox's
+    admin view: no API call).
+    """
     insert_row(store, ref, package_id)
+    if locations_known:
+        state = sandbox.admin("GET", f"packages/{package_id}").json()
+        listed = {d["id"]: [loc["id"] for loc in d["locations"]] for d in state["documents"]}
+        store.packages.mutate(ref, lambda r: setattr(r, "documents", [
+            {"document_id": i, "location_ids": ids} for i, ids in listed.items()]) or True)
     apply_status(store, ref, client.get_package_status(package_id), source="test")
     assert queued(store, names.ARCHIVE_REQUESTS_QUEUE, ref) == [{"packageRef": ref, "reason": "test"}]
+
+
+def proof_locations(proof: bytes) -> set[str]:
+    return {s.get("locationId") for s in ElementTree.fromstring(proof).iter("signature")}
 
 
 def blobs(store, ref: str) -> dict[str, dict]:
@@ -97,7 +111,7 @@ def test_one_document_package_is_archived_within_the_call_budget(store, sandbox,
                                                      "audit-proof.xml"}
     assert summary["files"] == row.archived_files[:3]
     proof = read_blob(store, folder + "01-Lease contract.audit-proof.xml")
-    assert document_id.encode() in proof and b"<upload " in proof
+    assert b"<upload>" in proof and b"<signature locationId=" in proof  # the package proof is this document's
 
 
 def test_several_documents_come_from_one_zip_and_repeats_change_nothing(store, sandbox,
@@ -125,8 +139,7 @@ def test_several_documents_come_from_one_zip_and_repeats_change_nothing(store, s
         assert first[name]["metadata"]["sha256"] == served(client, package_id, document["document_id"])
         assert first[name]["metadata"]["documentid"] == document["document_id"]
         proof = read_blob(store, f"{folder}{index:02d}-{document['name']}.audit-proof.xml")
-        others = [d["document_id"] for d in row.documents if d["document_id"] != document["document_id"]]
-        assert document["document_id"].encode() in proof and not any(o.encode() in proof for o in others)
+        assert proof_locations(proof) == set(document["location_ids"])  # its own part, nothing of the others
 
     # A repeat of the message (at-least-once delivery) finds the row Archived: no call, no write.
     calls_after = calls(sandbox, package_id)
@@ -234,3 +247,33 @@ def test_non_ascii_document_names_are_served_and_archived(store, sandbox, storag
     assert row is not None and row.status is PackageStatus.ARCHIVED
     assert [d["name"] for d in row.documents] == names_
     assert all(name.isascii() for name in blobs(store, ref))
+
+
+@pytest.mark.parametrize(("knobs", "locations_known", "archive_calls"), [
+    ({"audit_proof_wrapper": True}, True, 2),  # a wrapper around <uploads> changes nothing
+    ({}, False, 3),  # the row lacks the location ids: one Get Signing Locations call
+    ({"audit_proof_uploads": "per-session"}, True, 2 + 3),  # one <upload> for all: a proof call per document
+    ({"audit_proof_uploads": "per-session", "audit_proof_wrapper": True}, True, 2 + 3),
+], ids=["wrapper", "locations-unknown", "per-session", "per-session-wrapper"])
+def test_document_proofs_are_cut_only_where_the_proof_tells_whose_part_is_whose(
+        store, sandbox, storage_connection_string, knobs, locations_known: bool, archive_calls: int) -> None:
+    sandbox.admin("POST", "config", json=knobs)
+    settings = settings_for(sandbox, storage_connection_string)
+    client = client_for(sandbox)
+    ref = new_ref()
+    package_id = multi_document_package(client, ref, ["offer", "terms", "annex"], "ann@example.com")
+    sign_everyone(sandbox, package_id)
+    finished_row(store, sandbox, client, ref, package_id, locations_known=locations_known)
+    before = calls(sandbox, package_id)
+
+    assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
+
+    assert calls(sandbox, package_id) - before == archive_calls
+    row = store.packages.get(ref)
+    assert row is not None and row.status is PackageStatus.ARCHIVED
+    state = sandbox.admin("GET", f"packages/{package_id}").json()
+    own = {d["id"]: {loc["id"] for loc in d["locations"]} for d in state["documents"]}
+    folder = f"{row.created_at:%Y}/{row.created_at:%m}/{ref}/"
+    for index, document in enumerate(row.documents, start=1):
+        proof = read_blob(store, f"{folder}{index:02d}-{document['name']}.audit-proof.xml")
+        assert proof_locations(proof) == own[document["document_id"]]

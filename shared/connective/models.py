@@ -174,21 +174,36 @@ class Actor(_ActorBase):
     signing_fields: list[SigningField] | None = None
 
 
-class ProcessActor(Actor):
+class _FromActor(WireModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _from_actor(cls, data: Any) -> Any:
+        # An Actor (or Stakeholder) built by the caller becomes this operation's own form.
+        return data.model_dump(by_alias=True, exclude_none=True) if isinstance(data, WireModel) else data
+
+
+# Fields that an operation's own schema in the connector's swagger does not have are left out of its
+# body (`exclude=True`): Create Instant Package places signers on inline SigningFields, Set Process
+# Information on LocationIds, and v3 puts a phone number on the actor, not on the person.
+
+
+class InstantActor(Actor, _FromActor):
+    """An actor of Create Instant Package: on inline `signing_fields`."""
+
+    location_ids: list[str] | None = Field(default=None, exclude=True)
+
+
+class ProcessActor(Actor, _FromActor):
     """An actor of Set Process Information v3, spelt as that operation's own schema in the connector's
     swagger spells it: `RedirectURL` and `LegalNoticetext` (the shared Request.Actor and Create Instant
     Package say `RedirectUrl` and `LegalNoticeText`). The working connector sends these spellings."""
 
+    signing_fields: list[SigningField] | None = Field(default=None, exclude=True)
     redirect_url: str | None = Field(default=None, serialization_alias="RedirectURL", validation_alias=AliasChoices(
         "RedirectUrl", "RedirectURL", "redirect_url"))
     legal_notice_text: str | None = Field(default=None, serialization_alias="LegalNoticetext",
                                           validation_alias=AliasChoices("LegalNoticeText", "LegalNoticetext",
                                                                         "legal_notice_text"))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_actor(cls, data: Any) -> Any:
-        return data.model_dump(by_alias=True, exclude_none=True) if isinstance(data, Actor) else data
 
 
 class LocationRef(WireModel):
@@ -223,6 +238,20 @@ class Stakeholder(Person):
     """A person of the v3 process (and of Create Instant Package)."""
 
     actors: list[Actor] = Field(default_factory=list)
+
+
+class ProcessStakeholder(Person, _FromActor):
+    """A person of Set Process Information v3: its actors go out in that operation's spellings."""
+
+    phonenumber: str | None = Field(default=None, exclude=True)
+    actors: list[ProcessActor] = Field(default_factory=list)
+
+
+class InstantStakeholder(Person, _FromActor):
+    """A person of Create Instant Package."""
+
+    phonenumber: str | None = Field(default=None, exclude=True)
+    actors: list[InstantActor] = Field(default_factory=list)
 
 
 class StakeholderV31(_PersonDetails):
@@ -284,19 +313,9 @@ class AddDocumentRequest(DocumentOptions):
 class CreateInstantPackageRequest(DocumentOptions, PackageOptions):
     initiator: str
     document_name: str
+    document_type: str | None = Field(default=None, exclude=True)  # not in this operation's schema
     signing_template_code: str | None = None
-    stakeholders: list[Stakeholder] | None = None
-
-
-class ProcessStakeholder(Person):
-    """A person of Set Process Information v3: its actors go out in that operation's spellings."""
-
-    actors: list[ProcessActor] = Field(default_factory=list)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_stakeholder(cls, data: Any) -> Any:
-        return data.model_dump(by_alias=True, exclude_none=True) if isinstance(data, Stakeholder) else data
+    stakeholders: list[InstantStakeholder] | None = None
 
 
 class SetProcessRequest(WireModel):

@@ -462,8 +462,10 @@ class _Plan:
         return fields
 
     def instant_request(self) -> dict[str, Any]:
-        return {**self.package_fields(), **self._document_fields(0),
-                "Stakeholders": self.stakeholders(inline_document=0)}
+        # Create Instant Package has no PackageName in the connector's swagger: the package takes the
+        # document's name, so a one-document package's name is the name given to its document.
+        package = {key: value for key, value in self.package_fields().items() if key != "PackageName"}
+        return {**package, **self._document_fields(0), "Stakeholders": self.stakeholders(inline_document=0)}
 
     def add_document_request(self, index: int) -> dict[str, Any]:
         return {**self._document_fields(index), "SigningFields": self.signing_fields[index]}

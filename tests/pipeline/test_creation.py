@@ -309,3 +309,39 @@ def test_an_attempt_whose_lease_was_taken_over_stops(world: World, sandbox: Sand
     row = world.row(record.ref)
     assert row.status is PackageStatus.CREATING and row.connective_package_id  # the id is kept for the resumer
     assert row.creation_lease_until == clock[0] + timedelta(minutes=3)  # the other attempt's lease stands
+
+
+@pytest.mark.parametrize("sort_field", ["refuse", "ignore", "known"])
+def test_the_look_up_after_an_unclear_create_works_whatever_sortfield_the_server_takes(
+        storage_connection_string: str, sandbox: SandboxHandle, sort_field: str) -> None:
+    world = World(base_env(storage_connection_string, sandbox, CONNECTIVE_READ_TIMEOUT_S="1"))
+    sandbox.admin("POST", "config", json={"list_sort_field": sort_field, "list_status_case": "upper"})
+    record = _inbox_row(world)
+    sandbox.admin("POST", "config", json={"hang_rate": 1.0, "hang_seconds": 3})
+    with pytest.raises(AmbiguousCreateError):
+        creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    sandbox.admin("POST", "config", json={"hang_rate": 0.0})
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert outcome is creation.Outcome.RECORDED and world.row(record.ref).status is PackageStatus.PENDING
+    assert _calls(sandbox)["calls_by_operation"].get("CreateInstantPackage") == 1
+
+
+def test_a_refused_look_up_is_retried_and_never_rejects_the_input(world: World, sandbox: SandboxHandle,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    record = _inbox_row(world)
+    world.store.packages.mutate(record.ref, lambda row: setattr(row, "status", PackageStatus.CREATING) or True)
+    sandbox.admin("POST", "config", json={"list_sort_field": "refuse"})
+    real_list = ConnectiveClient.package_list
+
+    def with_a_sort_field(self: ConnectiveClient, **filters: Any) -> Any:  # what a server that answers 400 meets
+        return real_list(self, **filters, sort_field="CreationTimestamp")
+
+    monkeypatch.setattr(ConnectiveClient, "package_list", with_a_sort_field)
+    with pytest.raises(creation.LookupFailed):
+        creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    row = world.row(record.ref)
+    assert row.status is PackageStatus.CREATING and row.creation_lease_until is None and row.error_report is None
+    assert "CreateInstantPackage" not in _calls(sandbox)["calls_by_operation"]
+    monkeypatch.undo()  # the next attempt (the host's retry) meets a server that answers
+    outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
+    assert outcome is creation.Outcome.CREATED and world.row(record.ref).status is PackageStatus.PENDING

@@ -61,7 +61,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CONNECTIVE_READ_TIMEOUT_S", "60", "Seconds to wait between bytes of an answer."),
     Setting("CONNECTIVE_RETRY_MAX_ATTEMPTS", "6", "Attempts per call, the first included."),
     Setting("CONNECTIVE_RETRY_TOTAL_S", "120", "Upper bound on the time one call spends retrying."),
-    Setting("CONNECTIVE_RATE_CALLS", "100", "Calls allowed per window for this connection."),
+    Setting("CONNECTIVE_RATE_CALLS", "100",
+            "Calls allowed per window for this connection. 100 per 60 s is the Connective connector gateway's "
+            "documented limit; no public source documents one on the direct REST API."),
     Setting("CONNECTIVE_RATE_WINDOW_S", "60", "Length of the rate window in seconds."),
     Setting("CONNECTIVE_MULTIPART_THRESHOLD_KB", "1024",
             "Documents of this size (KB) or more are uploaded as multipart/form-data, smaller ones as base64 JSON."),

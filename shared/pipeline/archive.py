@@ -11,14 +11,15 @@ Connective calls, chosen to fit the call budget (4 calls for a 1-document, 1-sig
 drop to archive, +1 per extra signer, +3 per extra document):
 - one document: Download Document (1 call); several: Download Package, the ZIP (1 call), spooled
   to a temporary file (a ZIP needs random access) and each member streamed into its blob;
-- Package Audit Proof (1 call). Where the proof's shape (the swagger's `Content`: `upload` elements
-  whose signatures name their `locationId`) shows which `upload` covers which document, each
-  document's proof file is cut out of it instead of costing one Document Audit Proof call per
-  document (`split_audit_proof`). The cut-out keeps the package proof's root attributes, that
-  document's `upload` elements and the package's indexes; only the package file carries
-  Connective's signature, which is why it is archived unchanged beside them. A document the shape
-  cannot attribute (an `upload` per upload session rather than per document, unknown locations)
-  falls back to Document Audit Proof.
+- Package Audit Proof (1 call). The proof's shape (the swagger's `Content`) names no document, but
+  each signature names its `locationId`, and the row knows each document's locations; so each
+  document's proof file is cut out of the package proof instead of costing one Document Audit
+  Proof call per document (`split_audit_proof`), whether the proof has an `upload` per document or
+  one per upload session. The cut-out keeps the package proof's root attributes, the `upload`
+  elements with that document's signatures (and only those) and the package's indexes; only the
+  package file carries Connective's signature, which is why it is archived unchanged beside them.
+  A proof with a part that cannot be attributed (an unknown location, an `upload` without
+  signatures) falls back to Document Audit Proof for every document.
 Files already archived by an earlier, interrupted run (same name, same package id) are not fetched
 again, so a retry after a missing rate token spends only the calls that are still missing.
 
@@ -425,12 +426,13 @@ def _match_members(documents: list[PlannedDocument], members: list[zipfile.ZipIn
 def split_audit_proof(source: IO[bytes], planned: list[PlannedDocument]) -> dict[str, bytes]:
     """Each document's part of a package audit proof, where the proof's own shape tells which part is whose.
 
-    The shape is the swagger's `Content` definition, which names no document. One document: the whole
-    proof is its proof. Several: an `upload` belongs to a document when every `locationId` of its
-    signatures is one of that document's locations. An `upload` that mixes documents (one per upload
-    session), names locations we do not know, or has no signatures leaves the documents it may cover
-    in doubt; those documents, and any document no `upload` belongs to, get no extract here, and the
-    archive fetches their proofs with Document Audit Proof instead. Index entries cannot be told
+    The shape is the swagger's `Content` definition, which names no document; what it does name is the
+    `locationId` of each signature, and the archive knows each document's locations. One document:
+    the whole proof is its proof. Several: each document gets the `upload` elements that hold its
+    signatures, keeping only its own signatures (an `upload` may cover one document or a whole upload
+    session). A part that cannot be attributed (a signature at a location we do not know, an
+    `upload` without signatures) could be anyone's: then no document is cut out here, and the archive
+    fetches every document's proof with Document Audit Proof instead. Index entries cannot be told
     apart either: each extract keeps the package's `indexes` whole.
     """
     tree = SafeElementTree.parse(source)
@@ -438,18 +440,28 @@ def split_audit_proof(source: IO[bytes], planned: list[PlannedDocument]) -> dict
                    for upload in uploads if _local(upload.tag) == "upload"]
     if len(planned) == 1:
         return {planned[0].document_id: _extract(all_uploads)} if all_uploads else {}
-    owned: dict[str, list[tuple[ElementTree.Element, ElementTree.Element]]] = {}
-    in_doubt: set[str] = set()
+    owner_of = {location: d.document_id for d in planned for location in d.location_ids}
+    parts: dict[str, list[tuple[ElementTree.Element, ElementTree.Element]]] = {}
     for uploads, upload in all_uploads:
-        locations = {_attribute(signature, "locationid").lower() for signature in _iter_local(upload, "signature")}
-        owners = [d.document_id for d in planned if locations and locations <= d.location_ids]
-        if len(owners) == 1:
-            owned.setdefault(owners[0], []).append((uploads, upload))
-            continue
-        known = set().union(*(d.location_ids for d in planned))
-        covered = [d.document_id for d in planned if locations & d.location_ids]
-        in_doubt.update(covered if locations and locations <= known else (d.document_id for d in planned))
-    return {document_id: _extract(parts) for document_id, parts in owned.items() if document_id not in in_doubt}
+        owners = {owner_of.get(_attribute(signature, "locationid").lower())
+                  for signature in _iter_local(upload, "signature")}
+        if not owners or None in owners:
+            log_event(_log, "archive.proof_not_attributable", documents=len(planned))
+            return {}
+        for owner in owners:
+            parts.setdefault(str(owner), []).append((uploads, _only_signatures_of(upload, owner, owner_of)))
+    return {document_id: _extract(found) for document_id, found in parts.items()}
+
+
+def _only_signatures_of(upload: ElementTree.Element, document_id: str | None,
+                        owner_of: dict[str, str]) -> ElementTree.Element:
+    """A copy of `upload` without the signatures of other documents."""
+    kept = copy.deepcopy(upload)
+    for signatures in list(_iter_local(kept, "signatures")):
+        for signature in list(signatures):
+            if owner_of.get(_attribute(signature, "locationid").lower()) != document_id:
+                signatures.remove(signature)
+    return kept
 
 
 def _extract(parts: list[tuple[ElementTree.Element, ElementTree.Element]]) -> bytes:

@@ -104,8 +104,10 @@ def _every_operation(client, package: dict[str, BaseModel]) -> None:  # type: ig
 
 OPERATIONS = ("CreatePackage", "CreateInstantPackage", "AddDocumentToPackage", "SetProcessInformation",
               "SetPackageStatus", "ExpiryTimeStamp", "ProofExternalSource")
-REQUEST_MODELS = {"CreatePackage": models.CreatePackageRequest, "CreateInstantPackage": models.CreateInstantPackageRequest,
-                  "AddDocumentToPackage": models.AddDocumentRequest, "SetProcessInformation": models.SetProcessRequest,
+REQUEST_MODELS = {"CreatePackage": models.CreatePackageRequest,
+                  "CreateInstantPackage": models.CreateInstantPackageRequest,
+                  "AddDocumentToPackage": models.AddDocumentRequest,
+                  "SetProcessInformation": models.SetProcessRequest,
                   "ProofExternalSource": models.ExternalProofRequest}
 
 
@@ -118,7 +120,7 @@ def test_every_field_the_client_can_send_is_spelt_as_the_swagger_spells_it(multi
     assert len(harness.adapter.sent) == len(OPERATIONS)
     errors = {operation: misspelt(_json(sent), body_schema(operation))
               for operation, sent in zip(OPERATIONS, harness.adapter.sent, strict=True)}
-    assert errors == dict.fromkeys(OPERATIONS, [])
+    assert errors == {operation: [] for operation in OPERATIONS}
 
 
 def test_set_process_information_sends_the_operations_own_spellings() -> None:

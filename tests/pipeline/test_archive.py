@@ -252,10 +252,10 @@ def test_non_ascii_document_names_are_served_and_archived(store, sandbox, storag
 @pytest.mark.parametrize(("knobs", "locations_known", "archive_calls"), [
     ({"audit_proof_wrapper": True}, True, 2),  # a wrapper around <uploads> changes nothing
     ({}, False, 3),  # the row lacks the location ids: one Get Signing Locations call
-    ({"audit_proof_uploads": "per-session"}, True, 2 + 3),  # one <upload> for all: a proof call per document
-    ({"audit_proof_uploads": "per-session", "audit_proof_wrapper": True}, True, 2 + 3),
+    ({"audit_proof_uploads": "per-session"}, True, 2),  # one <upload> for all: cut by signature
+    ({"audit_proof_uploads": "per-session", "audit_proof_wrapper": True}, True, 2),
 ], ids=["wrapper", "locations-unknown", "per-session", "per-session-wrapper"])
-def test_document_proofs_are_cut_only_where_the_proof_tells_whose_part_is_whose(
+def test_document_proofs_are_cut_by_the_location_of_each_signature(
         store, sandbox, storage_connection_string, knobs, locations_known: bool, archive_calls: int) -> None:
     sandbox.admin("POST", "config", json=knobs)
     settings = settings_for(sandbox, storage_connection_string)
@@ -277,3 +277,23 @@ def test_document_proofs_are_cut_only_where_the_proof_tells_whose_part_is_whose(
     for index, document in enumerate(row.documents, start=1):
         proof = read_blob(store, f"{folder}{index:02d}-{document['name']}.audit-proof.xml")
         assert proof_locations(proof) == own[document["document_id"]]
+
+
+def test_a_proof_part_nobody_can_be_sure_of_makes_every_document_fetch_its_own(store, sandbox,
+                                                                             storage_connection_string) -> None:
+    settings = settings_for(sandbox, storage_connection_string)
+    client = client_for(sandbox)
+    ref = new_ref()
+    package_id = multi_document_package(client, ref, ["offer", "terms", "annex"], "ann@example.com")
+    sign_everyone(sandbox, package_id)
+    finished_row(store, sandbox, client, ref, package_id)
+    # The row knows only two documents' locations: the third's signatures could be anyone's.
+    store.packages.mutate(ref, lambda r: setattr(r, "documents", [
+        {**d, "location_ids": d["location_ids"] if n < 2 else ["0" * 36]} for n, d in enumerate(r.documents)]) or True)
+    before = calls(sandbox, package_id)
+
+    assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
+
+    assert calls(sandbox, package_id) - before == 2 + 3  # ZIP, package proof, then each document's own proof
+    operations = sandbox.admin("GET", "stats").json()["calls_by_operation"]
+    assert operations["PackageAuditProofDoc"] == 3

@@ -158,7 +158,12 @@ def test_no_rate_token_puts_the_message_back(world: World, sandbox: SandboxHandl
 @pytest.mark.parametrize(("setup", "code"), [
     ({"env": {"DEFAULT_INITIATOR": "not-a-portal-user"}}, "connective_rejected"),
     ({"knobs": {"audit_proofs": False}, "manifest": {"correlationId": "corr-1"}}, "connective_conflict"),
-])
+    # Set Process refuses the Server type outside Create Instant Package, once the Draft exists; a server that
+    # refuses to delete a Draft (409) leaves it there, and the input is refused all the same.
+    ({"signing_types": ["Server"]}, "connective_rejected"),
+    ({"signing_types": ["Server"], "knobs": {"delete_draft_conflict": True}, "draft_kept": True},
+     "connective_rejected"),
+], ids=["initiator", "correlation", "draft-deleted", "draft-delete-refused"])
 def test_connective_refusal_becomes_input_rejected(storage_connection_string: str, sandbox: SandboxHandle,
                                                    setup: dict[str, Any], code: str) -> None:
     world = World(base_env(storage_connection_string, sandbox, **setup.get("env", {})))
@@ -167,7 +172,9 @@ def test_connective_refusal_becomes_input_rejected(storage_connection_string: st
     batch = unique("batch")
     for index in range(2):
         world.upload(names.BATCHES_CONTAINER, f"{batch}/d{index}.pdf", pdf_with_markers())
-    body = manifest(["d0.pdf", "d1.pdf"], [signer("Anna", "anna@example.com")], **setup.get("manifest", {}))
+    anna = {**signer("Anna", "anna@example.com"), **({"signingTypes": setup["signing_types"]}
+                                                    if "signing_types" in setup else {})}
+    body = manifest(["d0.pdf", "d1.pdf"], [anna], **setup.get("manifest", {}))
     blob = world.upload(names.BATCHES_CONTAINER, f"{batch}/manifest.json", json.dumps(body).encode())
     record = intake.intake_batch_manifest(world.store, world.settings, blob)
     assert record is not None and record.status is PackageStatus.RECEIVED
@@ -177,7 +184,11 @@ def test_connective_refusal_becomes_input_rejected(storage_connection_string: st
     assert row.status is PackageStatus.INPUT_REJECTED and row.final_reason and row.final_reason.startswith(code)
     report = world.report(row)
     assert report["reason"]["code"] == code and report["input"]["name"] == blob.blob_name
-    assert not _packages_with_reference(world, record.ref)  # no Draft left behind
+    left = _packages_with_reference(world, record.ref)
+    if setup.get("draft_kept"):
+        assert [str(item.package_status) for item in left] == ["Draft"]
+    else:
+        assert not left  # no Draft left behind
 
 
 def _batch_row(world: World, documents: int = 2) -> PackageRecord:

@@ -457,10 +457,10 @@ def _only_signatures_of(upload: ElementTree.Element, document_id: str | None,
                         owner_of: dict[str, str]) -> ElementTree.Element:
     """A copy of `upload` without the signatures of other documents."""
     kept = copy.deepcopy(upload)
-    for signatures in list(_iter_local(kept, "signatures")):
-        for signature in list(signatures):
-            if owner_of.get(_attribute(signature, "locationid").lower()) != document_id:
-                signatures.remove(signature)
+    for container in list(_iter_local(kept, "signatures")):
+        for entry in list(container):
+            if owner_of.get(_attribute(entry, "locationid").lower()) != document_id:
+                container.remove(entry)
     return kept
 
 

@@ -3,47 +3,27 @@ docs/SANDBOX.md lists every sandbox knob."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import re
-from pathlib import Path
 
 from devtools.sandbox.knobs import Knobs
 from tests.contract.test_variants_e2e import VARIANTS
+from tests.doc_tables import ROOT, missing_tests, numbered_rows
 
-ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "docs" / "CONNECTIVE_CONTRACT.md"
-TEST_ID = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
 VARIANT = re.compile(r"`([A-Za-z0-9-]+)`")
 
 
 def _rows() -> list[list[str]]:
-    rows = []
-    for line in CONTRACT.read_text(encoding="utf-8").splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("|") and cells[0].isdigit():
-            rows.append(cells)
-    return rows
-
-
-def _test_functions(path: Path) -> set[str]:
-    return {node.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+    return numbered_rows(CONTRACT)
 
 
 def test_every_row_has_a_fact_a_source_an_answer_and_existing_tests() -> None:
     rows = _rows()
     assert len(rows) >= 15 and [int(row[0]) for row in rows] == list(range(1, len(rows) + 1))
-    missing = []
     for row in rows:
         assert len(row) == 6 and all(row[1:5]), f"row {row[0]} has an empty cell"
-        named = TEST_ID.findall(row[5])
-        assert named, f"row {row[0]} names no test"
-        for path, function in named:
-            file = ROOT / path
-            if not file.exists() or function not in _test_functions(file):
-                missing.append(f"{path}::{function}")
-    assert missing == []
+    assert [name for row in rows for name in missing_tests(row[5])] == []
 
 
 def test_every_variant_the_doc_names_is_run_and_every_variant_run_is_named() -> None:

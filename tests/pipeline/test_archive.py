@@ -249,6 +249,17 @@ def test_non_ascii_document_names_are_served_and_archived(store, sandbox, storag
     assert all(name.isascii() for name in blobs(store, ref))
 
 
+def finished_three_documents(store, sandbox, storage_connection_string, *, locations_known: bool = True):
+    """Settings, client, ref and package id of a signed three-document package whose row is Finished."""
+    settings = settings_for(sandbox, storage_connection_string)
+    client = client_for(sandbox)
+    ref = new_ref()
+    package_id = multi_document_package(client, ref, ["offer", "terms", "annex"], "ann@example.com")
+    sign_everyone(sandbox, package_id)
+    finished_row(store, sandbox, client, ref, package_id, locations_known=locations_known)
+    return settings, client, ref, package_id
+
+
 @pytest.mark.parametrize(("knobs", "locations_known", "archive_calls"), [
     ({"audit_proof_wrapper": True}, True, 2),  # a wrapper around <uploads> changes nothing
     ({}, False, 3),  # the row lacks the location ids: one Get Signing Locations call
@@ -258,12 +269,8 @@ def test_non_ascii_document_names_are_served_and_archived(store, sandbox, storag
 def test_document_proofs_are_cut_by_the_location_of_each_signature(
         store, sandbox, storage_connection_string, knobs, locations_known: bool, archive_calls: int) -> None:
     sandbox.admin("POST", "config", json=knobs)
-    settings = settings_for(sandbox, storage_connection_string)
-    client = client_for(sandbox)
-    ref = new_ref()
-    package_id = multi_document_package(client, ref, ["offer", "terms", "annex"], "ann@example.com")
-    sign_everyone(sandbox, package_id)
-    finished_row(store, sandbox, client, ref, package_id, locations_known=locations_known)
+    settings, client, ref, package_id = finished_three_documents(store, sandbox, storage_connection_string,
+                                                                 locations_known=locations_known)
     before = calls(sandbox, package_id)
 
     assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
@@ -281,12 +288,7 @@ def test_document_proofs_are_cut_by_the_location_of_each_signature(
 
 def test_a_proof_part_nobody_can_be_sure_of_makes_every_document_fetch_its_own(store, sandbox,
                                                                              storage_connection_string) -> None:
-    settings = settings_for(sandbox, storage_connection_string)
-    client = client_for(sandbox)
-    ref = new_ref()
-    package_id = multi_document_package(client, ref, ["offer", "terms", "annex"], "ann@example.com")
-    sign_everyone(sandbox, package_id)
-    finished_row(store, sandbox, client, ref, package_id)
+    settings, client, ref, package_id = finished_three_documents(store, sandbox, storage_connection_string)
     # The row knows only two documents' locations: the third's signatures could be anyone's.
     store.packages.mutate(ref, lambda r: setattr(r, "documents", [
         {**d, "location_ids": d["location_ids"] if n < 2 else ["0" * 36]} for n, d in enumerate(r.documents)]) or True)

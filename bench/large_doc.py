@@ -3,7 +3,7 @@
 Connective refuses documents over 30 MB; this run lifts that limit in its own world (intake and the
 sandbox) to measure streaming on a document well beyond any buffer.
 
-    .venv/bin/python -m bench.large_doc
+    .venv/bin/python -m bench.large_doc [--repeat 3] [--cpu-hog N]
 
 The PDF is generated (bench.client_streaming's 100 MiB image PDF, plus the text marker `#SIGN1#`
 added as an incremental update). A fresh LocalWorld with one host worker first takes a small PDF
@@ -16,7 +16,7 @@ child) is sampled every 50 ms.
   `large_doc.with_children_peak_rss_ratio` counts the worker's child processes too (the PDF
   analysis); `large_doc.{intake,create,archive}_peak_growth_mb` is the worker's peak growth
   during each function's invocations, `..._s` their run time.
-- `large_doc.throughput_ratio`: the pipeline's speed over a bare copy's; goal ≥ 0.7. The document
+- `large_doc.throughput_ratio`: the pipeline's speed over a bare copy's; goal ≥ 0.8. The document
   makes two trips in the pipeline, storage → Connective (intake validation, then creation's
   multipart upload) and Connective → storage (the archive's streamed download and block upload);
   their time is the sum of the host's invocation times of intake, creation and archive (queue and
@@ -24,10 +24,16 @@ child) is sampled every 50 ms.
   the blob to a file and upload it to a new blob with azure-storage-blob on the same Azurite. So
 
       throughput_ratio = (2 * size / pipeline seconds) / (2 * size / bare seconds) = bare s / pipeline s
+
+`--repeat N` takes N large documents through the same world one after the other (each with its
+own bare copy right after it, under the same load); the speed figures are their medians, with
+`.min` and `.max`, and the memory figures the first document's. `--cpu-hog N` runs N busy
+processes beside the world from the first large upload to the last bare copy (bench/_load.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import threading
@@ -42,6 +48,7 @@ from pypdf import PdfReader, PdfWriter
 from reportlab.pdfgen import canvas
 
 from bench._inputs import DroppedInput, InputSpec, drop
+from bench._load import cpu_hog, load_average, summarise
 from bench._progress import wait_until_settled
 from bench._world import BenchWorld
 from bench.client_streaming import write_large_pdf
@@ -114,7 +121,12 @@ def bare_copy_seconds(blobs: BlobServiceClient, container: str, name: str, folde
     return time.perf_counter() - started
 
 
-def run() -> dict[str, object]:
+# Figures that move from run to run with the machine's load: medians over the repetitions.
+NOISY = ("large_doc.throughput_ratio", "large_doc.pipeline_s", "large_doc.bare_copy_s", "large_doc.pipeline_mb_s",
+         "large_doc.bare_copy_mb_s", "large_doc.intake_s", "large_doc.create_s", "large_doc.archive_s")
+
+
+def run(repeat: int = 1, cpu_hog_processes: int = 0) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="large-doc-") as folder_name, \
             BenchWorld(workers=1, settings={"CONNECTIVE_READ_TIMEOUT_S": "600", "INTAKE_MAX_DOCUMENT_MB": "150"},
                        sandbox_knobs=["--max-document-mb", "0"]) as bench:
@@ -126,27 +138,38 @@ def run() -> dict[str, object]:
         store = Store(StorageClients(bench.connection_string))
         warm = drop(blobs, InputSpec("warm-up"))
         wait_until_settled(store, [warm], timeout_s=120)
-        host = bench.world.host
-        assert host is not None
-        sampler = RssSampler(host.worker_pids())
-        time.sleep(1.0)
-        baseline_own, baseline_total = sampler.sample()
-        first_line = len(host.lines)
-        sampler.start()
-        name = "large.pdf"
-        with document.open("rb") as source:
-            etag = blobs.get_blob_client(names.INBOX_CONTAINER, name).upload_blob(
-                source, metadata={"signers": SIGNER})["etag"]
-        ref = package_ref_for_blob("inb", names.INBOX_CONTAINER, name, etag)
-        row = wait_until_settled(store, [DroppedInput(InputSpec("large"), ref, (name,))], timeout_s=900).get(ref)
-        sampler.stop()
-        if row is None or row.status is not PackageStatus.ARCHIVED:
-            raise RuntimeError(f"the large document did not reach Archived: {row and row.model_dump()}")
-        calls = invocations(host.lines[first_line:], PIPELINE_FUNCTIONS)
-        pipeline_s = sum(call.seconds for call in calls)
-        bare_s = bare_copy_seconds(blobs, names.INBOX_CONTAINER, name, folder)
+        with cpu_hog(cpu_hog_processes):
+            runs = [one_document(bench, blobs, store, document, size, f"large-{index}.pdf", folder)
+                    for index in range(max(1, repeat))]
+    results = summarise(runs, NOISY)
+    if cpu_hog_processes:
+        results["large_doc.cpu_hog"] = cpu_hog_processes
+    return results
+
+
+def one_document(bench: BenchWorld, blobs: BlobServiceClient, store: Store, document: Path, size: int, name: str,
+                 folder: Path) -> dict[str, object]:
+    """Take the document from the inbox to the archive, then copy it bare; this pass's figures."""
+    host = bench.world.host
+    assert host is not None
+    sampler = RssSampler(host.worker_pids())
+    time.sleep(1.0)
+    baseline_own, baseline_total = sampler.sample()
+    first_line = len(host.lines)
+    sampler.start()
+    with document.open("rb") as source:
+        etag = blobs.get_blob_client(names.INBOX_CONTAINER, name).upload_blob(
+            source, metadata={"signers": SIGNER})["etag"]
+    ref = package_ref_for_blob("inb", names.INBOX_CONTAINER, name, etag)
+    row = wait_until_settled(store, [DroppedInput(InputSpec(name), ref, (name,))], timeout_s=900).get(ref)
+    sampler.stop()
+    if row is None or row.status is not PackageStatus.ARCHIVED:
+        raise RuntimeError(f"the large document did not reach Archived: {row and row.model_dump()}")
+    calls = invocations(host.lines[first_line:], PIPELINE_FUNCTIONS)
+    pipeline_s = sum(call.seconds for call in calls)
+    bare_s = bare_copy_seconds(blobs, names.INBOX_CONTAINER, name, folder)
     archived = next(f for f in row.archived_files if f["kind"] == "signed-document")
-    return {
+    figures: dict[str, object] = {
         "large_doc.document_mb": round(size / 1e6, 1),
         "large_doc.archived_mb": round(int(archived["size"]) / 1e6, 1),
         "large_doc.peak_rss_growth_mb": round((sampler.peak_own - baseline_own) / 1e6, 1),
@@ -159,6 +182,10 @@ def run() -> dict[str, object]:
         "large_doc.bare_copy_mb_s": round(2 * size / 1e6 / bare_s, 1),
         "large_doc.throughput_ratio": round(bare_s / pipeline_s, 3),
     }
+    print(f"  {name}: pipeline {pipeline_s:.2f} s (intake {figures['large_doc.intake_s']}, create "
+          f"{figures['large_doc.create_s']}, archive {figures['large_doc.archive_s']}), bare copy {bare_s:.2f} s, "
+          f"ratio {figures['large_doc.throughput_ratio']} (load average {load_average()})", flush=True)
+    return figures
 
 
 @dataclass(frozen=True)
@@ -194,12 +221,16 @@ def phase_figures(calls: list[Invocation], samples: list[tuple[float, int]], bas
     return figures
 
 
-def main() -> None:
-    results = run()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.large_doc", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=1, help="large documents in a row; speeds are their medians")
+    parser.add_argument("--cpu-hog", type=int, default=0, help="busy processes beside the world")
+    args = parser.parse_args(argv)
+    results = run(args.repeat, args.cpu_hog)
     for key, value in results.items():
         print(f"{key} = {value}")
     print(f"peak_rss_ratio {results['large_doc.peak_rss_ratio']} (goal <= 1.5), "
-          f"throughput_ratio {results['large_doc.throughput_ratio']} (goal >= 0.7)")
+          f"throughput_ratio {results['large_doc.throughput_ratio']} (goal >= 0.8)")
 
 
 if __name__ == "__main__":

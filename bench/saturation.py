@@ -1,6 +1,7 @@
 """Saturation: four host workers drain a backlog through one Connective connection's rate budget.
 
     .venv/bin/python -m bench.saturation [--packages 300] [--workers 4] [--rate-calls 100] [--rate-window 10]
+                                         [--cpu-hog N] [--loaded-only]
 
 A LocalWorld (Azurite, the sandbox auto-signing after 1 s, the local host with `--workers`
 worker processes) gets a backlog of `--packages` single-document, single-signer packages on the
@@ -35,7 +36,13 @@ Two scenarios in one world, the host restarted between them with another limiter
   itself. It is stopped `LOCAL_ONLY_EXTRA_WINDOWS` windows after the time at which the shared run's
   steady state ended (counted from the host's start), and reports what it achieved by then.
 
-Figures (per scenario, `saturation.` or `saturation_local_only.`):
+- `saturation_loaded` (with `--cpu-hog N`, N > 0): the shared scenario again, with N busy processes
+  (bench/_load.py) running beside the world from the host's start to the end of the run. A function
+  app's instance shares its cores with other invocations; the limiter must keep the budget when the
+  time from a grant to the request leaving stretches. `python -m bench` runs it with a hog on each
+  of the reference machine's 2 cores (`--loaded-only` runs only this scenario).
+
+Figures (per scenario, `saturation.`, `saturation_local_only.` or `saturation_loaded.`):
 
 - `budget_use_pct`: the mean fill of the sliding window, in % of the budget, from the times at
   which the sandbox's throttle accepted the app's calls (`/_sandbox/stats?times=1`), over the
@@ -48,6 +55,8 @@ Figures (per scenario, `saturation.` or `saturation_local_only.`):
   sandbox's callbacks (one sender, one at a time) rather than by the budget, and the app has less
   work than budget, which says nothing about sharing the budget.
 - `throttled_429`: the 429s the sandbox answered the app.
+- `late_permits`: rate permits that expired before their request could leave (`connective.late_permit`
+  lines in the host's log): the request was not sent and took a new permit.
 - `machine_idle_pct`: the machine's idle CPU over the steady state (Linux /proc/stat). Near 0, the
   machine, not the budget, limits how fast the app asks for calls: Azurite, the sandbox, the host
   and the bench share its cores, and the budget use then says more about the machine than about
@@ -80,6 +89,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
 from bench._inputs import DroppedInput, InputSpec, drop
+from bench._load import cpu_hog, load_average
 from bench._progress import status_counts, wait_until_settled
 from bench._world import BenchWorld
 from shared.config import Settings
@@ -138,6 +148,7 @@ class Scenario:
 
 SHARED = Scenario("saturation", "table")
 LOCAL_ONLY = Scenario("saturation_local_only", "local")
+LOADED = Scenario("saturation_loaded", "table")
 
 
 @dataclass
@@ -158,6 +169,8 @@ class Observation:
     front_pid: int
     machine: MachineIdle
     backlog_until: float  # wall clock of the last read of the rows that found a package waiting to be created
+    late_permits: int = 0
+    load_average: float | None = None  # 1-minute load average at the end of the run
 
     @property
     def archived(self) -> int:
@@ -242,8 +255,10 @@ class RunWatch:
               + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), flush=True)
 
 
-def observe(bench: BenchWorld, scenario: Scenario, budget: Budget, packages: int, limit_s: float) -> Observation:
-    """Stop the host, build the backlog, start the host with the scenario's limiter and follow the packages."""
+def observe(bench: BenchWorld, scenario: Scenario, budget: Budget, packages: int, limit_s: float,
+            hog: int = 0) -> Observation:
+    """Stop the host, build the backlog, start the host with the scenario's limiter and follow the packages
+    (with `hog` busy processes beside the world from the host's start)."""
     host = bench.world.host
     assert host is not None
     print(f"{scenario.name}: {host.workers} workers, {scenario.limiter} limiter, {budget.calls} calls / "
@@ -252,14 +267,16 @@ def observe(bench: BenchWorld, scenario: Scenario, budget: Budget, packages: int
     host.env.update(budget.app_settings(scenario.limiter))
     requests.post(f"{bench.admin_url}/reset", timeout=30).raise_for_status()
     inputs = build_backlog(bench, packages, scenario.name)
-    started_at = time.time()
-    host.start()
-    print(f"  host with {host.workers} workers ready in {time.time() - started_at:.1f} s", flush=True)
-    store = Store(StorageClients(bench.connection_string))
-    watch = RunWatch(bench, inputs)
-    rows = wait_until_settled(store, inputs, timeout_s=limit_s - (time.time() - started_at), on_tick=watch,
-                              poll_s=ROWS_POLL_S, report_every_s=math.inf)
-    seconds = time.time() - started_at
+    with cpu_hog(hog):
+        started_at = time.time()
+        host.start()
+        print(f"  host with {host.workers} workers ready in {time.time() - started_at:.1f} s", flush=True)
+        store = Store(StorageClients(bench.connection_string))
+        watch = RunWatch(bench, inputs)
+        rows = wait_until_settled(store, inputs, timeout_s=limit_s - (time.time() - started_at), on_tick=watch,
+                                  poll_s=ROWS_POLL_S, report_every_s=math.inf)
+        seconds = time.time() - started_at
+        load = load_average()
     stats = bench.stats(times=True)
     user = bench.world.sandbox_credentials[0]
     assert host.process is not None
@@ -271,6 +288,7 @@ def observe(bench: BenchWorld, scenario: Scenario, budget: Budget, packages: int
         pid_by_invocation={e["invocation_id"]: int(e["pid"]) for e in host.events("host.invocation")},
         worker_pids=host.worker_pids(), front_pid=host.process.pid,
         machine=watch.machine, backlog_until=watch.backlog_seen_at,
+        late_permits=len(host.events("connective.late_permit")), load_average=load,
     )
 
 
@@ -324,11 +342,13 @@ def scenario_figures(observation: Observation) -> dict[str, float]:
     figures: dict[str, float] = {
         "budget_use_pct": round(100.0 * use, 1),
         "throttled_429": observation.throttled,
+        "late_permits": observation.late_permits,
         "archived": archived,
         "accepted_calls": len(observation.accepted_times),
         "calls_per_package": round(len(observation.accepted_times) / archived, 2) if archived else 0.0,
         "seconds": round(observation.seconds, 1),
         **({} if idle is None else {"machine_idle_pct": round(idle, 1)}),
+        **({} if observation.load_average is None else {"load_average": observation.load_average}),
         **process_figures(observation),
     }
     named = {f"{observation.scenario.name}.{key}": value for key, value in figures.items()}
@@ -337,20 +357,32 @@ def scenario_figures(observation: Observation) -> dict[str, float]:
     return named
 
 
-def run(packages: int = 300, workers: int = 4, rate_calls: int = 100, rate_window_s: float = 10.0) -> dict[str, object]:
+def run(packages: int = 300, workers: int = 4, rate_calls: int = 100, rate_window_s: float = 10.0,
+        cpu_hog_processes: int = 0, loaded_only: bool = False) -> dict[str, object]:
+    """The shared and local-only scenarios (unless `loaded_only`), then the loaded one if `cpu_hog_processes`."""
     budget = Budget(rate_calls, rate_window_s)
     results: dict[str, object] = {}
     with BenchWorld(workers=workers, sandbox_knobs=budget.sandbox_knobs(),
                     settings=budget.app_settings(SHARED.limiter)) as bench:
-        shared = observe(bench, SHARED, budget, packages, RUN_LIMIT_S)
-        results.update(scenario_figures(shared))
-        # Long enough to cover the shared run's steady state: what 429s cost shows there, and the rest would only
-        # add minutes to `python -m bench`.
-        shared_end = steady_state(shared)[1] or shared.started_at + shared.seconds
-        local_limit_s = shared_end - shared.started_at + LOCAL_ONLY_EXTRA_WINDOWS * budget.window_s
-        local_only = observe(bench, LOCAL_ONLY, budget, packages, local_limit_s)
-        results.update(scenario_figures(local_only))
+        if not loaded_only:
+            shared = observe(bench, SHARED, budget, packages, RUN_LIMIT_S)
+            results.update(scenario_figures(shared))
+            # Long enough to cover the shared run's steady state: what 429s cost shows there, and the rest would
+            # only add minutes to `python -m bench`.
+            shared_end = steady_state(shared)[1] or shared.started_at + shared.seconds
+            local_limit_s = shared_end - shared.started_at + LOCAL_ONLY_EXTRA_WINDOWS * budget.window_s
+            local_only = observe(bench, LOCAL_ONLY, budget, packages, local_limit_s)
+            results.update(scenario_figures(local_only))
+        if cpu_hog_processes:
+            loaded = observe(bench, LOADED, budget, packages, RUN_LIMIT_S, hog=cpu_hog_processes)
+            results.update(scenario_figures(loaded))
+            results["saturation_loaded.cpu_hog"] = cpu_hog_processes
     return results
+
+
+def run_loaded() -> dict[str, object]:
+    """`python -m bench`'s loaded saturation: the shared scenario with a busy process on each of 2 cores."""
+    return run(cpu_hog_processes=2, loaded_only=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -359,12 +391,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--rate-calls", type=int, default=100)
     parser.add_argument("--rate-window", type=float, default=10.0)
+    parser.add_argument("--cpu-hog", type=int, default=0,
+                        help="busy processes beside the world: adds the saturation_loaded scenario")
+    parser.add_argument("--loaded-only", action="store_true", help="only the saturation_loaded scenario")
     args = parser.parse_args(argv)
-    results = run(args.packages, args.workers, args.rate_calls, args.rate_window)
-    print(f"\nbudget use {results['saturation.budget_use_pct']} % (goal >= 95), "
-          f"429s {results['saturation.throttled_429']} (goal 0), fairness {results['saturation.fairness']}; "
-          f"without the shared limiter {results['saturation_local_only.throttled_429']} 429s and "
-          f"{results['saturation_local_only.archived']} of {args.packages} archived in the same time")
+    if args.loaded_only and not args.cpu_hog:
+        parser.error("--loaded-only needs --cpu-hog N")
+    results = run(args.packages, args.workers, args.rate_calls, args.rate_window, args.cpu_hog, args.loaded_only)
+    if not args.loaded_only:
+        print(f"\nbudget use {results['saturation.budget_use_pct']} % (goal >= 95), "
+              f"429s {results['saturation.throttled_429']} (goal 0), fairness {results['saturation.fairness']}; "
+              f"without the shared limiter {results['saturation_local_only.throttled_429']} 429s and "
+              f"{results['saturation_local_only.archived']} of {args.packages} archived in the same time")
+    if args.cpu_hog:
+        print(f"with {args.cpu_hog} busy processes: budget use {results['saturation_loaded.budget_use_pct']} % "
+              f"(goal >= 93), 429s {results['saturation_loaded.throttled_429']} (goal 0)")
 
 
 if __name__ == "__main__":

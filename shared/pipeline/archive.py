@@ -131,26 +131,38 @@ class BlobSink:
     Up to STAGING_IN_FLIGHT blocks are staged in the background while the next one fills; a failed
     stage is raised by a later write or by the commit. Uncommitted blocks of an interrupted earlier
     run (or of this one) are dropped by the commit, so a retry leaves exactly one copy.
+
+    Written chunks are kept as they come and joined once per block (one copy of each byte; a chunk
+    that is a whole block is staged as it is). With `hashed_by_writer`, the writer (a client download
+    hashes what it reads) passes the sha256 to `commit` and the bytes are not hashed twice.
     """
 
-    def __init__(self, blob: BlobClient) -> None:
+    def __init__(self, blob: BlobClient, *, hashed_by_writer: bool = False) -> None:
         self._blob = blob
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._buffered = 0
         self._block_ids: list[str] = []
         self._in_flight: deque[Future[Any]] = deque()
-        self._sha256 = hashlib.sha256()
+        self._sha256 = None if hashed_by_writer else hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytes, /) -> int:
-        self._sha256.update(data)
-        self.size += len(data)
-        self._buffer.extend(data)
-        while len(self._buffer) >= BLOCK_BYTES:
-            with memoryview(self._buffer) as filled:
-                block = bytes(filled[:BLOCK_BYTES])  # one copy (slicing the bytearray would make two)
-            del self._buffer[:BLOCK_BYTES]
-            self._stage(block)
-        return len(data)
+        chunk = data if isinstance(data, bytes) else bytes(data)  # a caller may reuse its buffer
+        if self._sha256 is not None:
+            self._sha256.update(chunk)
+        self.size += len(chunk)
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        while self._buffered >= BLOCK_BYTES:
+            self._stage(self._take(BLOCK_BYTES))
+        return len(chunk)
+
+    def _take(self, count: int) -> bytes:
+        """The first `count` buffered bytes as one block; the rest stays buffered."""
+        joined = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks = [joined[count:]] if len(joined) > count else []
+        self._buffered = len(joined) - count if len(joined) > count else 0
+        return joined[:count] if len(joined) > count else joined
 
     def _stage(self, chunk: bytes) -> None:
         while len(self._in_flight) >= STAGING_IN_FLIGHT:
@@ -161,19 +173,21 @@ class BlobSink:
 
     @property
     def sha256(self) -> str:
+        if self._sha256 is None:
+            raise RuntimeError("this sink's writer hashes the bytes: its sha256 goes to commit()")
         return self._sha256.hexdigest()
 
-    def commit(self, content_type: str, metadata: dict[str, str]) -> str:
-        """Write the remaining bytes and make the blob visible. Returns its sha256."""
-        if self._buffer or not self._block_ids:
-            self._stage(bytes(self._buffer))
-            self._buffer.clear()
+    def commit(self, content_type: str, metadata: dict[str, str], sha256: str | None = None) -> str:
+        """Write the remaining bytes and make the blob visible. Returns its sha256 (`sha256`, when given)."""
+        digest = sha256 if sha256 is not None else self.sha256
+        if self._buffered or not self._block_ids:
+            self._stage(self._take(self._buffered))
         while self._in_flight:
             self._in_flight.popleft().result()
         blocks = [BlobBlock(block_id) for block_id in self._block_ids]
         self._blob.commit_block_list(blocks, content_settings=ContentSettings(content_type=content_type),
-                                     metadata={**metadata, "sha256": self.sha256})
-        return self.sha256
+                                     metadata={**metadata, "sha256": digest})
+        return digest
 
 
 def _file_entry(blob: BlobClient, folder: str, name: str, kind: FileKind, content_type: str, size: int,
@@ -275,8 +289,8 @@ class Archiver:
         return True
 
     def _commit(self, sink: BlobSink, name: str, kind: FileKind, content_type: str,
-                document_id: str | None = None) -> None:
-        sha256 = sink.commit(content_type, self._metadata(kind, document_id))
+                document_id: str | None = None, sha256: str | None = None) -> None:
+        sha256 = sink.commit(content_type, self._metadata(kind, document_id), sha256)
         self.files.append(_file_entry(self._blob(name), self.folder, name, kind, content_type, sink.size, sha256,
                                       document_id))
 
@@ -300,9 +314,10 @@ class Archiver:
             self._download_document(document)
 
     def _download_document(self, document: PlannedDocument) -> None:
-        sink = BlobSink(self._blob(document.blob_name))
-        self.client.download_document_from_package(self.package_id, document.document_id, sink)
-        self._commit(sink, document.blob_name, FileKind.SIGNED_DOCUMENT, document.content_type, document.document_id)
+        sink = BlobSink(self._blob(document.blob_name), hashed_by_writer=True)
+        result = self.client.download_document_from_package(self.package_id, document.document_id, sink)
+        self._commit(sink, document.blob_name, FileKind.SIGNED_DOCUMENT, document.content_type, document.document_id,
+                     sha256=result.sha256)
 
     def _from_package_zip(self, missing: list[PlannedDocument]) -> list[PlannedDocument]:
         """Stream the documents out of the package ZIP; returns those the ZIP did not hold."""

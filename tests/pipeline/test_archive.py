@@ -217,6 +217,20 @@ def test_a_sink_stages_blocks_in_the_background_and_commits_them_in_order(store)
     assert blob.get_blob_properties().metadata["sha256"] == hashlib.sha256(data).hexdigest()
 
 
+def test_a_sink_fed_by_a_hashing_writer_keeps_its_digest_and_copies_reused_buffers(store) -> None:
+    blob = store.clients.container(names.SIGNED_CONTAINER).get_blob_client(f"sink-test/{new_ref()}.bin")
+    sink = BlobSink(blob, hashed_by_writer=True)
+    buffer = bytearray(b"a" * BLOCK_BYTES)
+    sink.write(buffer)
+    buffer[:] = b"b" * BLOCK_BYTES  # the writer reuses its buffer: what was written must not change
+    sink.write(memoryview(buffer)[:10])
+    expected = b"a" * BLOCK_BYTES + b"b" * 10
+    digest = hashlib.sha256(expected).hexdigest()
+    assert sink.commit("application/octet-stream", {}, sha256=digest) == digest
+    assert blob.download_blob().readall() == expected
+    assert blob.get_blob_properties().metadata["sha256"] == digest
+
+
 def test_a_failed_stage_is_raised_and_nothing_is_committed(store) -> None:
     missing = store.clients.blob_service.get_container_client(f"gone-{new_ref()}".lower()[:60])
     sink = BlobSink(missing.get_blob_client("x.bin"))

@@ -1,9 +1,9 @@
 """One call to Connective: rate token, request, retries, error mapping, and one log line per attempt.
 
-Every attempt, retries included, first takes a permit from the connection's limiter, and re-checks
-it once the request is prepared, immediately before it is sent: a permit that is past its deadline
-(the worker was descheduled, the body took long to open) is dropped, nothing is sent, and the
-attempt takes a new one (counted as `connective.late_permit`). A 429 that still happens is honoured:
+Every attempt, retries included, prepares its request (opening the body), then takes a permit from
+the connection's limiter and re-checks it immediately before the request is sent: a permit that is
+past its deadline (the worker was descheduled, a wait for a slot ended late) is dropped, nothing is
+sent, and the attempt takes a new one (counted as `connective.late_permit`). A 429 that still happens is honoured:
 the limiter grants nothing in this process until Retry-After has passed, the attempt is repeated
 after it if the caller can wait that long, and it is counted (`connective.throttled`). An attempt that
 fails is tried again only when `RetryPolicy` allows it for the operation (see `operations.Replay`),
@@ -159,12 +159,15 @@ class Transport:
     def _prepare_with_permit(self, operation: Operation, context: dict[str, Any], number: int, wait_s: float,
                              url: str, query: dict[str, Any] | None, headers: dict[str, str],
                              body: RequestBody | None) -> tuple[_Attempt, requests.PreparedRequest]:
-        """A permit that is still good once the request is ready to go, and that request.
+        """The request, ready to go, and a permit that is still good once the request is ready.
 
-        The check is the last thing before `Session.send`: the request is prepared (body opened,
-        headers built) first, so only the connection pool and the socket lie between the check and
-        the gateway, which the limiter's latency margin covers.
+        The request is prepared first (the body opened, which for a blob document is a storage
+        read, headers built), then the permit is taken and re-checked: only the connection pool and
+        the socket lie between the check and the gateway, which the limiter's latency margin covers.
         """
+        data, body_headers = body.open() if body is not None else (None, {})
+        prepared = self.session.prepare_request(requests.Request(
+            operation.method, url, params=query, data=data, headers={**headers, **body_headers}))
         late = 0
         while True:
             try:
@@ -174,9 +177,6 @@ class Transport:
                           retry_after_s=round(deferred.retry_after_s, 3))
                 raise
             attempt = _Attempt(number, time.perf_counter())
-            data, body_headers = body.open() if body is not None else (None, {})
-            prepared = self.session.prepare_request(requests.Request(
-                operation.method, url, params=query, data=data, headers={**headers, **body_headers}))
             if permit.leave():
                 attempt.send_delay_s = permit.delay_s
                 return attempt, prepared

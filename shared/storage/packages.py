@@ -201,14 +201,16 @@ class PackageRepository:
             after_write()
         return record
 
-    def mutate(self, ref: str, change: Callable[[PackageRecord], bool], attempts: int = 12) -> PackageRecord | None:
+    def mutate(self, ref: str, change: Callable[[PackageRecord], bool], attempts: int = 12, *,
+               current: PackageRecord | None = None) -> PackageRecord | None:
         """Apply `change` to the current row and write it, retrying on concurrent updates.
 
         `change` edits the record in place and returns True when there is something to write.
-        Returns the row as stored (None when there is no row).
+        Returns the row as stored (None when there is no row). `current`, a row the caller has just
+        read, saves the first read: its ETag still guards the write, and a row changed since is read again.
         """
         for attempt in range(attempts):
-            record = self.get(ref)
+            record = current.model_copy(deep=True) if attempt == 0 and current is not None else self.get(ref)
             if record is None:
                 return None
             if not change(record):

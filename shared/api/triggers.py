@@ -2,6 +2,8 @@
 
 Swagger 2.0 allows one operation per path and method, so each trigger has its own path
 (`POST /subscriptions/triggers/{name}`); all of them land in the same subscription table.
+A trigger delivers one event type; its outputs in the designer are that type's
+`shared.webhooks.events.EVENT_DATA` model.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class Action:
 
 
 def _definition() -> dict[str, Any]:
-    return json.loads(SAMPLE.read_text(encoding="utf-8"))["definition"]  # type: ignore[no-any-return]
+    return json.loads(SAMPLE.read_text(encoding="utf-8"))["definition"]
 
 
 def _scopes(definition: dict[str, Any]) -> Iterator[dict[str, dict[str, Any]]]:

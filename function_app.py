@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import api, archive, callbacks, intake, maintenance, webhooks
+from functions import api, archive, bulk, callbacks, intake, maintenance, webhooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -12,3 +12,4 @@ app.register_functions(archive.bp)
 app.register_functions(api.bp)
 app.register_functions(webhooks.bp)
 app.register_functions(maintenance.bp)
+app.register_functions(bulk.bp)

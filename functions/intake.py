@@ -14,6 +14,8 @@ import json
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
+from shared.bulk import pacing
+from shared.bulk.spec import is_bulk_package_ref
 from shared.config import Settings
 from shared.logging import get_logger, invocation_scope, log_event, package_scope
 from shared.storage import names
@@ -70,5 +72,7 @@ def create_package_from_request(message: func.QueueMessage, context: func.Contex
             return  # a message nobody can act on; retrying it would only fill the poison queue
         with package_scope(ref):
             settings = services.settings()
-            creation.create(ref, store=services.store(settings), settings=settings,
-                            client=services.queue_connective(settings))
+            # A bulk send's package also draws from the bulk share of the budget (shared.bulk.pacing).
+            client = (pacing.bulk_creation_client(settings) if is_bulk_package_ref(ref)
+                      else services.queue_connective(settings))
+            creation.create(ref, store=services.store(settings), settings=settings, client=client)

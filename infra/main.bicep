@@ -85,6 +85,7 @@ var documentContainers = [
   'signing-errors'
   'signing-config'
   'package-staging'
+  'signing-bulk'
 ]
 var documentTables = [
   'SigningPackages'
@@ -93,12 +94,14 @@ var documentTables = [
   'RateLimits'
   'WebhookSubscriptions'
   'WebhookDeadLetters'
+  'BulkSends'
 ]
 var documentQueues = [
   'package-requests'
   'status-refresh'
   'archive-requests'
   'webhook-events'
+  'bulk-feed'
 ]
 // Event Grid puts events it could not deliver here, so no uploaded document is silently dropped.
 var deadLetterContainer = 'eventgrid-deadletter'

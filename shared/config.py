@@ -131,6 +131,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ARCHIVE_STUCK_AFTER_MIN", "15",
             "Minutes a row may sit unchanged in Finished before the timer sends its archive request again "
             "(then after twice as long each time, at most 5 times)."),
+    # Bulk send.
+    Setting("BULK_RATE_SHARE", "0.7",
+            "Largest share of the rate budget that bulk sends may spend on creating packages; the rest stays "
+            "free for other packages, callbacks and archives."),
+    Setting("BULK_STEP_ROWS", "100", "Recipient rows one bulk-feed step reads at most."),
+    Setting("BULK_REPORT_INTERVAL_S", "30",
+            "Seconds between rewrites of a bulk send's report.csv and summary.json while it runs."),
+    Setting("BULK_MAX_ROWS", "50000", "Recipient rows one bulk send may have; rows past it are reported and skipped."),
     # HTTP API and webhooks.
     Setting("WEBHOOK_SIGNING_SECRET", None,
             "Comma-separated secrets that sign webhook deliveries (Standard Webhooks); each adds a v1, signature "

@@ -43,6 +43,9 @@ TRIGGERS: tuple[Trigger, ...] = (
             (EventType.INPUT_REJECTED,)),
     Trigger("link-requested", "OnNewLinkRequested", "When a signer asks for a new link",
             "Fires when a signer's link has expired and they ask for a new one.", (EventType.LINK_REQUESTED,)),
+    Trigger("bulk-send-completed", "OnBulkSendCompleted", "When a bulk send completes",
+            "Fires when every package of a bulk send is final (or the send was cancelled and every package it "
+            "had is final); the event holds the counts and the report's location.", (EventType.BULK_COMPLETED,)),
 )
 
 BY_NAME = {trigger.name: trigger for trigger in TRIGGERS}

@@ -228,8 +228,12 @@ def _points(value: float) -> str:
 
 
 def record_accepted(store: Store, *, ref: str, source: str, source_uri: str, request: PackageRequest,
-                    documents: list[StoredDocument], signing_fields: list[list[dict[str, Any]]]) -> PackageRecord:
-    """Insert the Received row (or find the existing one) and ask for creation."""
+                    documents: list[StoredDocument], signing_fields: list[list[dict[str, Any]]],
+                    bulk: tuple[str, str] | None = None) -> PackageRecord:
+    """Insert the Received row (or find the existing one) and ask for creation.
+
+    `bulk` is (job, row key) for a package of a bulk send (shared.bulk).
+    """
     wire = request.to_json_dict()
     for document in wire["documents"]:
         document.pop("content", None)  # the bytes live in the staged blob, never in the row
@@ -239,6 +243,7 @@ def record_accepted(store: Store, *, ref: str, source: str, source_uri: str, req
               "signingFields": signing_fields},
         reminder_policy=request.reminders.to_json_dict() if request.reminders else {},
         subscribers=list(request.subscribers),
+        bulk_job=bulk[0] if bulk else None, bulk_row=bulk[1] if bulk else None,
         # Matched to Connective's actors by email at the first status read (status_sync).
         signers=[{"email": str(signer.email), "name": signer.name, "type": signer.type, "order": signer.order}
                  for signer in request.signers],
@@ -459,27 +464,27 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def parse_manifest(raw: bytes) -> dict[str, Any]:
+def parse_manifest(raw: bytes, name: str = MANIFEST_NAME) -> dict[str, Any]:
     """The manifest as a dict, or a Rejection saying exactly why it is not acceptable JSON."""
     if len(raw) > MAX_MANIFEST_BYTES:
-        raise Rejection("manifest_too_large", f"manifest.json is {len(raw)} bytes; the limit is {MAX_MANIFEST_BYTES}")
+        raise Rejection("manifest_too_large", f"{name} is {len(raw)} bytes; the limit is {MAX_MANIFEST_BYTES}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise Rejection("manifest_not_utf8", f"manifest.json is not UTF-8 text (byte {error.start})") from None
+        raise Rejection("manifest_not_utf8", f"{name} is not UTF-8 text (byte {error.start})") from None
     try:
         parsed = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
     except _DuplicateKeys as error:
         raise Rejection("manifest_duplicate_key", str(error)) from None
     except json.JSONDecodeError as error:
-        raise Rejection("manifest_not_json", f"manifest.json is not JSON: {error.msg} at line {error.lineno}, "
+        raise Rejection("manifest_not_json", f"{name} is not JSON: {error.msg} at line {error.lineno}, "
                                              f"column {error.colno}") from None
     except RecursionError:
-        raise Rejection("manifest_too_deep", "manifest.json nests too deeply") from None
+        raise Rejection("manifest_too_deep", f"{name} nests too deeply") from None
     except ValueError as error:  # NaN/Infinity, or an integer with thousands of digits
-        raise Rejection("manifest_not_json", f"manifest.json holds an unacceptable value: {error}") from None
+        raise Rejection("manifest_not_json", f"{name} holds an unacceptable value: {error}") from None
     if not isinstance(parsed, dict):
-        raise Rejection("schema_invalid", "manifest.json must hold one JSON object")
+        raise Rejection("schema_invalid", f"{name} must hold one JSON object")
     return parsed
 
 
@@ -535,7 +540,7 @@ def _check_batch(store: Store, settings: Settings, manifest_blob: BlobClient,
     manifest = parse_manifest(raw)
     default_language(settings, manifest)
     request = _validated(manifest)
-    _check_subscribers(settings, request)
+    check_subscribers(settings, request)
     batch_folder = described.name.rpartition("/")[0]
     container = store.clients.container(described.container)
     documents: list[StoredDocument] = []
@@ -558,7 +563,7 @@ def _check_batch(store: Store, settings: Settings, manifest_blob: BlobClient,
     return request, documents, resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
 
 
-def _check_subscribers(settings: Settings, request: PackageRequest) -> None:
+def check_subscribers(settings: Settings, request: PackageRequest) -> None:
     """A subscriber the delivery guard would refuse (SSRF) is reported now rather than dead-lettered later."""
     policy = url_policy(settings)
     for index, url in enumerate(request.subscribers):

@@ -92,6 +92,11 @@ class PackageRecord(BaseModel):
     index_reconcile_at: datetime | None = None
     index_recreate_at: datetime | None = None
     index_archive_at: datetime | None = None
+    # A package of a bulk send: the job, the job's row entity (BulkSends) and the status that entity last got
+    # from this row (shared.bulk.rows keeps it in step on every write).
+    bulk_job: str | None = None
+    bulk_row: str | None = None
+    bulk_row_status: str | None = None
     etag: str | None = Field(default=None, exclude=True)
 
     def to_entity(self) -> dict[str, Any]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cached_property
 
 from shared.config import Settings
 from shared.storage import names
+from shared.storage.bulk import BulkRowHook, BulkSendRepository
 from shared.storage.clients import StorageClients
 from shared.storage.events import PackageEventLog
-from shared.storage.packages import PackageRepository
+from shared.storage.packages import PackageRecord, PackageRepository, WriteHook
 from shared.storage.schedule import DuePolicy, PackageSchedule
 
 
@@ -30,11 +32,34 @@ class Store:
 
     @cached_property
     def packages(self) -> PackageRepository:
-        return PackageRepository(self.clients.table(names.PACKAGES_TABLE), hook=self.schedule)
+        return PackageRepository(self.clients.table(names.PACKAGES_TABLE),
+                                 hook=_Hooks(self.schedule, BulkRowHook(lambda: self.bulk)))
+
+    @cached_property
+    def bulk(self) -> BulkSendRepository:
+        return BulkSendRepository(self.clients.table(names.BULK_SENDS_TABLE))
 
     @cached_property
     def events(self) -> PackageEventLog:
         return PackageEventLog(self.clients.table(names.EVENTS_TABLE))
+
+
+class _Hooks:
+    """Several write hooks as one: each edits the record in turn; their after-write steps run in order."""
+
+    def __init__(self, *hooks: WriteHook) -> None:
+        self._hooks = hooks
+
+    def before_write(self, record: PackageRecord) -> Callable[[], None] | None:
+        after = [step for step in (hook.before_write(record) for hook in self._hooks) if step is not None]
+        if not after:
+            return None
+
+        def run_all() -> None:
+            for step in after:
+                step()
+
+        return run_all
 
 
 _shared: dict[str, Store] = {}

@@ -20,6 +20,7 @@ class EventType(StrEnum):
     ARCHIVED = "package.archived"
     INPUT_REJECTED = "package.input_rejected"
     LINK_REQUESTED = "package.link_requested"
+    BULK_COMPLETED = "bulk_send.completed"
 
 
 class WebhookEvent(BaseModel):

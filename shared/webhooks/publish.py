@@ -13,6 +13,8 @@ models are `shared.webhooks.events.EVENT_DATA`, and fields without a value are l
 - ARCHIVED: `archiveLocation` and `files`.
 - INPUT_REJECTED: `packageRef`, `source`, `code`, `message`, `errorReport`.
 - LINK_REQUESTED: `email` and `actorId` of the signer who asked for a new link.
+- BULK_COMPLETED: `bulkSend` (the job; `packageRef` holds it too), `state` (Completed or Cancelled),
+  `packages`, `skipped`, `statuses` (counts) and `report` (the report.csv blob).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Bulk send: one document to many recipients, each in their own package (docs/BULK_SEND.md)."""

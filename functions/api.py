@@ -64,6 +64,21 @@ def api_package_extend(req: func.HttpRequest, context: func.Context) -> func.Htt
     return handle("packages/{ref}/extend", req, context)
 
 
+@bp.route(route="bulk-sends", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def api_bulk_sends(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return handle("bulk-sends", req, context)
+
+
+@bp.route(route="bulk-sends/{job}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def api_bulk_send(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return handle("bulk-sends/{job}", req, context)
+
+
+@bp.route(route="bulk-sends/{job}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def api_bulk_send_cancel(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return handle("bulk-sends/{job}/cancel", req, context)
+
+
 @bp.route(route="subscriptions", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def api_subscriptions(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     return handle("subscriptions", req, context)

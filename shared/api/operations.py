@@ -13,7 +13,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel
 
-from shared.api import labels, packages, subscriptions, system
+from shared.api import bulk, labels, packages, subscriptions, system
 from shared.api.context import ApiRequest
 from shared.api.models import (
     AcceptedPackage,
@@ -83,6 +83,7 @@ HEADERS = {
 
 REF = Param("ref", "path", "Package Reference", "The packageRef returned when the package was created.",
             required=True)
+BULK_JOB = Param("job", "path", "Bulk Send ID", "The id returned when the bulk send was accepted.", required=True)
 SUBSCRIPTION_ID = Param("id", "path", "Subscription ID", "The id returned when the subscription was made.",
                         required=True)
 PROBLEMS = (Answer(400, "The request is invalid; the problem says why."),
@@ -189,6 +190,35 @@ OPERATIONS: tuple[ApiOperation, ...] = (
     _package_action("ExtendPackage", "extend", "Extend the expiry",
                     "Moves the expiry of a Pending or Expired package later (an Expired one is Pending again).",
                     packages.extend, ExtendRequest),
+    ApiOperation("CreateBulkSend", "POST", "/bulk-sends", "bulk-sends", "Send a document to many recipients",
+                 "Sends the same documents to every recipient, each in a package of their own, paced by the "
+                 "rate budget. Answers 202 with the bulk send's status URL. Send the same Idempotency-Key again "
+                 "with more recipients to add them: recipients already sent are skipped.",
+                 bulk.post_bulk_send,
+                 (Answer(202, "Accepted; follow the status URL for progress.", bulk.AcceptedBulkSend,
+                         ("Location", "Retry-After")),
+                  Answer(400, "The request is invalid; the problem says why."),
+                  Answer(409, "The bulk send with this key was cancelled."),
+                  Answer(413, "The request body is larger than the limit.")),
+                 body=bulk.BulkSendRequest,
+                 params=(Param("Idempotency-Key", "header", "Idempotency Key",
+                               "Names the bulk send; a retry with the same key sends only rows not sent yet.",
+                               visibility="advanced"),)),
+    ApiOperation("GetBulkSend", "GET", "/bulk-sends/{job}", "bulk-sends/{job}", "Get a bulk send's progress",
+                 "Counts by status, the failures with their reasons and an ETA from the rate budget. Reads the "
+                 "app's tables only.",
+                 bulk.get_bulk_send, (Answer(200, "The bulk send.", bulk.BulkSendResource),
+                                      Answer(404, "There is no such bulk send.")),
+                 params=(BULK_JOB,)),
+    ApiOperation("CancelBulkSend", "POST", "/bulk-sends/{job}/cancel", "bulk-sends/{job}/cancel",
+                 "Cancel a bulk send",
+                 "Stops sending new rows and revokes the bulk send's packages that are not signed yet.",
+                 bulk.cancel_bulk_send,
+                 (Answer(202, "Cancelling; follow Location until the bulk send is final.", bulk.BulkSendResource,
+                         ("Location", "Retry-After")),
+                  Answer(404, "There is no such bulk send."),
+                  Answer(409, "The bulk send is already final.")),
+                 params=(BULK_JOB,)),
     ApiOperation("CreateSubscription", "POST", "/subscriptions", "subscriptions", "Subscribe to package events",
                  "Registers an https URL that receives signed event deliveries. For other systems; flows use "
                  "the triggers.",

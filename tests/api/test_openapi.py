@@ -41,7 +41,7 @@ def test_every_served_route_is_described_and_every_described_path_is_served(api:
                  if not method.startswith("x-")}
     served = [(route, methods) for _name, route, methods, _fn in http_functions()
               if not route.startswith(NOT_FOR_FLOWS)]
-    assert len(served) == 13
+    assert len(served) == 16
     for route, methods in served:
         pattern = _as_pattern("/" + route)
         for method in methods:

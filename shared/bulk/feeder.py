@@ -43,6 +43,7 @@ from shared.storage.bulk import (
     BulkJob,
     BulkRow,
     JobState,
+    archive_path,
     good_row_key,
     skipped_row_key,
 )
@@ -354,7 +355,7 @@ def _heal(store: Store, job: BulkJob) -> None:
         record = store.packages.get(row.package_ref or "")
         if record is not None and record.status.value != row.status:
             store.bulk.set_status(job.job, row.row_key, record.status.value, record.final_reason,
-                                  record.archive_location)
+                                  archive_path(record.archive_location))
 
 
 def _not_final(store: Store, job: BulkJob) -> Iterator[BulkRow]:

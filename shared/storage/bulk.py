@@ -28,6 +28,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, UpdateMode
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.storage.names import SIGNED_CONTAINER
 from shared.storage.packages import PackageRecord
 from shared.storage.status import PackageStatus
 
@@ -265,6 +266,15 @@ class BulkSendRepository:
         return entity
 
 
+def archive_path(location: str | None) -> str | None:
+    """`signed-documents/{yyyy}/{mm}/{packageRef}/` from the archive's URL, for people reading the report."""
+    if not location:
+        return None
+    marker = f"/{SIGNED_CONTAINER}/"
+    index = location.find(marker)
+    return location[index + 1:] if index >= 0 else location
+
+
 class BulkRowHook:
     """Keeps a bulk row's status in step with its package row (a `PackageRepository` write hook)."""
 
@@ -277,7 +287,7 @@ class BulkRowHook:
         record.bulk_row_status = record.status.value
         job, row_key, status = record.bulk_job, record.bulk_row, record.status.value
         reason = record.final_reason if record.status is not PackageStatus.ARCHIVED else None
-        archive = record.archive_location if record.status is PackageStatus.ARCHIVED else None
+        archive = archive_path(record.archive_location) if record.status is PackageStatus.ARCHIVED else None
 
         def after_write() -> None:
             self._repository().set_status(job, row_key, status, reason, archive)

@@ -169,3 +169,26 @@ def test_a_stale_step_does_nothing(world: World) -> None:
     before = store.bulk.get(job_id)
     feeder.run_step(store, world.settings, job_id, job.step, lambda: None)  # type: ignore[arg-type,return-value]
     assert store.bulk.get(job_id).step == before.step  # type: ignore[union-attr]
+
+
+def test_committed_job_schema_is_generated_from_the_model() -> None:
+    from pathlib import Path
+
+    from shared.bulk.spec import json_schema
+
+    committed = json.loads((Path(__file__).parents[2] / "shared" / "bulk" / "job.schema.json").read_text())
+    assert committed == json_schema(), "run: python -m shared.bulk.spec > shared/bulk/job.schema.json"
+
+
+def test_the_sample_job_starts(world: World) -> None:
+    from pathlib import Path
+
+    sample = Path(__file__).parents[2] / "samples" / "bulk" / "policy-2027"
+    store, job_id = world.store, new_job_id()
+    for name in ("policy.pdf", "recipients.csv", "job.json"):
+        upload(store, job_id, name, (sample / name).read_bytes())
+    job = jobs.start_from_blob(store, world.settings, job_blob(store, job_id))
+    assert job is not None and job.state is JobState.SENDING
+    run_steps(store, world.settings, job_id, _read_all)
+    statuses = [row["status"] for row in report_rows(store, job_id)]
+    assert statuses.count("Received") == 6 and statuses.count("Skipped") == 3

@@ -43,7 +43,7 @@ _LANGUAGES = "da, de, en, es, fi, fr, lv, nb, nl, pl or sv"
 # ---- models ----------------------------------------------------------------------------------------
 
 class BulkDocument(RequestModel):
-    model_config = ConfigDict(title="BulkDocument")
+    model_config = ConfigDict(title="Bulk Document")
 
     path: str | None = Field(default=None, min_length=3, max_length=1024, title="Blob Path",
                              description=f"A PDF already in storage, as container/blob; the container is one of "
@@ -57,7 +57,7 @@ class BulkDocument(RequestModel):
 
 
 class BulkRecipient(RequestModel):
-    model_config = ConfigDict(title="BulkRecipient")
+    model_config = ConfigDict(title="Bulk Recipient")
 
     email: str = Field(max_length=254, title="Email", description="The recipient's e-mail address.")
     first_name: str | None = Field(default=None, max_length=100, title="First Name",
@@ -75,7 +75,7 @@ class BulkRecipient(RequestModel):
 
 
 class BulkOtherSigner(RequestModel):
-    model_config = ConfigDict(title="BulkOtherSigner")
+    model_config = ConfigDict(title="Bulk Co-signer")
 
     name: str = Field(min_length=1, max_length=200, title="Name", description="The person's full name.")
     email: str = Field(max_length=254, title="Email", description="The person's e-mail address.")
@@ -89,7 +89,7 @@ class BulkOtherSigner(RequestModel):
 class BulkSendRequest(RequestModel):
     """A bulk send: the same documents to every recipient, each in a package of their own."""
 
-    model_config = ConfigDict(title="BulkSendRequest")
+    model_config = ConfigDict(title="Bulk Send Request")
 
     name: str = Field(min_length=1, max_length=300, title="Package Name Template",
                       description="Name of each package; {FirstName}, {LastName} and any template field are "
@@ -116,7 +116,7 @@ class BulkSendRequest(RequestModel):
 class AcceptedBulkSend(ApiModel):
     """The answer to a bulk send: accepted, being sent."""
 
-    model_config = ConfigDict(title="AcceptedBulkSend")
+    model_config = ConfigDict(title="Accepted Bulk Send")
 
     job_id: str = Field(title="Bulk Send ID", description="The bulk send's id; use it in the other bulk calls.")
     state: JobState = Field(title="State", description="Sending at first.")
@@ -124,14 +124,14 @@ class AcceptedBulkSend(ApiModel):
 
 
 class StatusCount(ApiModel):
-    model_config = ConfigDict(title="StatusCount")
+    model_config = ConfigDict(title="Status Count")
 
     status: str = Field(title="Status", description="A package status, or Skipped for a bad row.")
     count: int = Field(title="Count", description="How many rows are in that status.")
 
 
 class BulkFailure(ApiModel):
-    model_config = ConfigDict(title="BulkFailure")
+    model_config = ConfigDict(title="Bulk Failure")
 
     line: int = Field(title="Line", description="The row's line in the recipients file (the item number in JSON).")
     key: str = Field(title="Row Key", description="The row's id or e-mail address.")
@@ -145,7 +145,7 @@ class BulkFailure(ApiModel):
 class BulkSendResource(ApiModel):
     """A bulk send's progress, from the app's tables (no Connective call)."""
 
-    model_config = ConfigDict(title="BulkSend")
+    model_config = ConfigDict(title="Bulk Send")
 
     job_id: str = Field(title="Bulk Send ID", description="The bulk send's id.")
     state: JobState = Field(title="State", description="Sending, Tracking, Completed, Cancelling, Cancelled or "

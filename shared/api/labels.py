@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.storage.bulk import JobState
 from shared.storage.status import PackageStatus
 from shared.webhooks.events import EventType
 
@@ -24,7 +25,17 @@ EVENT_TYPE = {
     EventType.ARCHIVED.value: "Signed files archived",
     EventType.INPUT_REJECTED.value: "Input rejected",
     EventType.LINK_REQUESTED.value: "Signer asked for a new link",
+    EventType.BULK_COMPLETED.value: "Bulk send completed",
+}
+
+JOB_STATE = {
+    JobState.SENDING.value: "Sending (rows are being read and sent)",
+    JobState.TRACKING.value: "Tracking (every row sent; waiting for the packages)",
+    JobState.COMPLETED.value: "Completed (every package is final)",
+    JobState.CANCELLING.value: "Cancelling (revoking what is not signed)",
+    JobState.CANCELLED.value: "Cancelled (every package is final)",
+    JobState.INPUT_REJECTED.value: "Input rejected (bad job or no good row)",
 }
 
 # By the enum's class name, as pydantic names it in a JSON schema.
-ENUM_LABELS = {PackageStatus.__name__: PACKAGE_STATUS, EventType.__name__: EVENT_TYPE}
+ENUM_LABELS = {PackageStatus.__name__: PACKAGE_STATUS, EventType.__name__: EVENT_TYPE, JobState.__name__: JOB_STATE}

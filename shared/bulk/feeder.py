@@ -339,7 +339,8 @@ def _track(store: Store, settings: Settings, job: BulkJob, client: Callable[[], 
                   skipped=final_counts.skipped)
         publish_event(store, EventType.BULK_COMPLETED, stored.job, {
             "bulkSend": stored.job, "state": stored.state.value, "packages": final_counts.good,
-            "skipped": final_counts.skipped, "statuses": final_counts.statuses,
+            "skipped": final_counts.skipped,
+            "statuses": [{"status": status, "count": count} for status, count in sorted(final_counts.statuses.items())],
             "report": f"{names.BULK_CONTAINER}/{stored.job}/report.csv",
         })
 

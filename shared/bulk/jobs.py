@@ -246,7 +246,7 @@ def announce_rejection(store: Store, job: BulkJob, code: str, message: str) -> N
 
     write_files(store, job)
     publish_event(store, EventType.INPUT_REJECTED, job.job, {
-        "bulkSend": job.job, "source": f"{names.BULK_CONTAINER}/{job.job}/{JOB_FILE}", "code": code,
+        "packageRef": job.job, "source": f"{names.BULK_CONTAINER}/{job.job}/{JOB_FILE}", "code": code,
         "message": message, "errorReport": job.error_report,
     })
 

@@ -22,7 +22,7 @@ import time
 from shared.config import Settings
 from shared.connective.client import ConnectiveClient
 from shared.connective.config import ConnectiveConfig
-from shared.connective.ratelimit import TABLE, LocalRateLimiter, RateLimiter, limiter_from_settings
+from shared.connective.ratelimit import TABLE, LocalRateLimiter, Permit, RateLimiter, limiter_from_settings
 
 _clients: dict[tuple[object, ...], ConnectiveClient] = {}
 _lock = threading.Lock()
@@ -41,10 +41,14 @@ class _ShareThenConnection:
         self._share = share
         self._connection = connection
 
-    def acquire(self, max_wait_s: float) -> None:
+    def acquire(self, max_wait_s: float) -> Permit:
         started = time.monotonic()
+        # The share's permit only paces; the connection's permit is the one the transport checks on leaving.
         self._share.acquire(max_wait_s)
-        self._connection.acquire(max(0.0, max_wait_s - (time.monotonic() - started)))
+        return self._connection.acquire(max(0.0, max_wait_s - (time.monotonic() - started)))
+
+    def pause(self, seconds: float) -> None:
+        self._connection.pause(seconds)
 
 
 def _share_limiter(settings: Settings, config: ConnectiveConfig) -> RateLimiter:

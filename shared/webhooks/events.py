@@ -130,12 +130,36 @@ class LinkRequestedData(_EventData):
     actor_id: str | None = Field(default=None, title="Signer ID", description="The signer's id at Connective.")
 
 
+class BulkStatusCount(_EventData):
+    """How many rows of a bulk send ended in one status."""
+
+    model_config = ConfigDict(title="Bulk Status Count")
+
+    status: str = Field(title="Status", description="A package status, or Skipped for a bad row.")
+    count: int = Field(title="Count", description="How many rows are in that status.")
+
+
+class BulkCompletedData(_EventData):
+    """What a bulk_send.completed event says (packageRef holds the bulk send's id)."""
+
+    model_config = ConfigDict(title="Bulk Send Completion")
+
+    bulk_send: str = Field(title="Bulk Send ID", description="The bulk send's id.")
+    state: str = Field(title="State", description="Completed, or Cancelled for a cancelled bulk send.",
+                       json_schema_extra={"enum": ["Completed", "Cancelled"]})
+    packages: int = Field(title="Packages", description="Rows that got a package.")
+    skipped: int = Field(title="Skipped Rows", description="Bad rows, skipped; the report says why.")
+    statuses: list[BulkStatusCount] = Field(title="Status Counts", description="Rows by final status.")
+    report: str = Field(title="Report", description="The report.csv blob (container/path), one line per row.")
+
+
 EVENT_DATA: dict[EventType, type[BaseModel]] = {
     EventType.STATUS_CHANGED: StatusChangedData,
     EventType.SIGNER_ACTED: SignerActedData,
     EventType.ARCHIVED: ArchivedData,
     EventType.INPUT_REJECTED: InputRejectedData,
     EventType.LINK_REQUESTED: LinkRequestedData,
+    EventType.BULK_COMPLETED: BulkCompletedData,
 }
 
 

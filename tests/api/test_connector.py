@@ -159,6 +159,9 @@ def test_every_trigger_has_typed_outputs(api: ApiClient) -> None:
         "When an input is rejected": [*envelope, "data.packageRef", "data.source", "data.code", "data.message",
                                       "data.errorReport"],
         "When a signer asks for a new link": [*envelope, "data.email", "data.actorId"],
+        "When a bulk send completes": [*envelope, "data.bulkSend", "data.state", "data.packages", "data.skipped",
+                                       "data.statuses", "data.statuses[].status", "data.statuses[].count",
+                                       "data.report"],
     }
 
 
@@ -169,7 +172,7 @@ def test_the_raw_subscription_is_not_a_trigger_and_is_hidden(api: ApiClient) -> 
     assert "x-ms-notification-content" not in spec["paths"]["/subscriptions"]
     visible_triggers = [item["post"]["summary"] for item in spec["paths"].values()
                         if item.get("post", {}).get("x-ms-trigger") and "x-ms-visibility" not in item["post"]]
-    assert len(visible_triggers) == 7 and all(summary.startswith("When ") for summary in visible_triggers)
+    assert len(visible_triggers) == 8 and all(summary.startswith("When ") for summary in visible_triggers)
 
 
 def test_create_declares_the_final_package_beside_the_202(api: ApiClient) -> None:

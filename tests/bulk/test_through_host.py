@@ -105,7 +105,7 @@ def test_a_50_row_job_archives_one_package_per_row_and_reports_bad_rows(world: L
 
     event = wait_for(lambda: [json.loads(r.body) for r in receiver.requests], 60, "the completion event")[0]
     assert event["type"] == "bulk_send.completed" and event["data"]["bulkSend"] == job
-    assert event["data"]["statuses"] == {"Archived": 50, "Skipped": 3}
+    assert event["data"]["statuses"] == [{"status": "Archived", "count": 50}, {"status": "Skipped", "count": 3}]
 
     # The same job again with four rows appended: only those four become packages.
     upload_job(store, job, job_spec(), csv_bytes(people(54)))

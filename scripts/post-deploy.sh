@@ -94,3 +94,4 @@ JSON
 
 subscribe intake-inbox intake_inbox_blob signing-inbox ""
 subscribe intake-batch-manifest intake_batch_manifest signing-batches /manifest.json
+subscribe bulk-job bulk_job_uploaded signing-bulk /job.json

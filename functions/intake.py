@@ -14,8 +14,6 @@ import json
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from shared.bulk import pacing
-from shared.bulk.spec import is_bulk_package_ref
 from shared.config import Settings
 from shared.logging import get_logger, invocation_scope, log_event, package_scope
 from shared.storage import names
@@ -59,6 +57,8 @@ def intake_batch_manifest(manifest: blob.BlobClient, context: func.Context) -> N
 @bp.queue_trigger(arg_name="message", queue_name=names.PACKAGE_REQUESTS_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def create_package_from_request(message: func.QueueMessage, context: func.Context) -> None:
+    from shared.bulk import pacing
+    from shared.bulk.spec import is_bulk_package_ref
     from shared.pipeline import creation, services
     from shared.storage.packages import is_valid_package_ref
 

@@ -32,9 +32,10 @@ from shared.pipeline.spec import (
     SigningType,
     _Model,
 )
+from shared.storage import names
 
 JOB_SCHEMA_VERSION = "1"
-JOB_FILE = "job.json"
+JOB_FILE = names.BULK_JOB_NAME
 RECIPIENT_FILES = ("recipients.csv", "recipients.json")
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 PACKAGE_REF_PREFIX = "blk"

@@ -7,6 +7,7 @@ infra/ creates each of them; a test checks it.
 INBOX_CONTAINER = "signing-inbox"
 BATCHES_CONTAINER = "signing-batches"
 BATCH_MANIFEST_NAME = "manifest.json"  # signing-batches/{batch}/manifest.json starts a batch
+BULK_JOB_NAME = "job.json"  # the file whose upload starts a bulk send
 SIGNED_CONTAINER = "signed-documents"
 ERRORS_CONTAINER = "signing-errors"
 CONFIG_CONTAINER = "signing-config"

@@ -1,7 +1,9 @@
 """Connective's callbacks (HTTP), its new-link requests (HTTP) and the `status-refresh` queue trigger.
 
 The routes are anonymous: the per-package token in the path (`/{packageRef}/{token}`) is the
-authentication, checked in constant time before anything else is trusted (shared.pipeline.tokens).
+authentication, checked in constant time before anything else is looked at, the body included
+(shared.pipeline.tokens); a body over 64 KB is then refused unread, and a row too busy to record
+the callback answers 503 with Retry-After.
 URLs registered before the token moved into the path carry it as `?token=` and reach the same
 functions (the `{token?}` segment is optional).
 
@@ -31,24 +33,34 @@ def _http_reply(reply: Reply) -> func.HttpResponse:
     if reply.status_code >= 400:
         problem = {"type": "about:blank", "title": reply.outcome.value, "status": reply.status_code,
                    "detail": reply.detail}
-        return func.HttpResponse(json.dumps(problem), status_code=reply.status_code,
+        headers = {"Retry-After": str(reply.retry_after_s)} if reply.retry_after_s else None
+        return func.HttpResponse(json.dumps(problem), status_code=reply.status_code, headers=headers,
                                  mimetype="application/problem+json")
     return func.HttpResponse(json.dumps({"outcome": reply.outcome.value, **reply.data}), status_code=200,
                              mimetype="application/json")
 
 
+def _declared_length(req: func.HttpRequest) -> int | None:
+    value = req.headers.get("Content-Length") or ""
+    return int(value) if value.isdigit() else None
+
+
 @bp.route(route=CALLBACK_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def connective_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from shared.connective.client import ConnectiveClient
-    from shared.pipeline.callbacks import claim_from_request, handle_callback
+    from shared.pipeline.callbacks import admit, busy_when_contended, claim_from_request, handle_callback
     from shared.storage.store import shared_store
 
     ref = req.route_params.get("packageRef", "")
     with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
         settings = Settings()
-        reply = handle_callback(shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref,
-                                presented_token(dict(req.route_params), dict(req.params)),
-                                claim_from_request(req.params, req.get_body()))
+        token = presented_token(dict(req.route_params), dict(req.params))
+        refused = admit(settings, ref, token, _declared_length(req), req.get_body)
+        if refused is not None:
+            return _http_reply(refused)
+        reply = busy_when_contended(lambda: handle_callback(
+            shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref, token,
+            claim_from_request(req.params, req.get_body())))
         return _http_reply(reply)
 
 
@@ -56,15 +68,19 @@ def connective_callback(req: func.HttpRequest, context: func.Context) -> func.Ht
           auth_level=func.AuthLevel.ANONYMOUS)
 def connective_link_request(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from shared.connective.client import ConnectiveClient
-    from shared.pipeline.callbacks import handle_link_request
+    from shared.pipeline.callbacks import admit, busy_when_contended, handle_link_request
     from shared.storage.store import shared_store
 
     ref = req.route_params.get("packageRef", "")
     with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
         settings = Settings()
-        reply = handle_link_request(shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref,
-                                    presented_token(dict(req.route_params), dict(req.params)),
-                                    req.get_body(), req.params)
+        token = presented_token(dict(req.route_params), dict(req.params))
+        refused = admit(settings, ref, token, _declared_length(req), req.get_body)
+        if refused is not None:
+            return _http_reply(refused)
+        reply = busy_when_contended(lambda: handle_link_request(
+            shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref, token,
+            req.get_body(), req.params))
         return _http_reply(reply)
 
 

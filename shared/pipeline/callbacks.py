@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -47,7 +47,7 @@ from shared.logging import get_logger, log_event
 from shared.pipeline.status_sync import apply_status, ensure_archive_requested
 from shared.pipeline.tokens import verify_callback_token
 from shared.storage import names
-from shared.storage.packages import PackageRecord, is_valid_package_ref, utcnow
+from shared.storage.packages import ConcurrentUpdateError, PackageRecord, is_valid_package_ref, utcnow
 from shared.storage.status import FINAL_STATUSES, PackageStatus
 from shared.storage.store import Store
 from shared.webhooks.publish import EventType, publish_event
@@ -80,6 +80,8 @@ class Outcome(StrEnum):
     COALESCED = "coalesced"  # status read queued, or shared with one already queued
     SKIPPED = "skipped"  # status-refresh with nothing new to read
     DROPPED = "dropped"
+    TOO_LARGE = "too-large"  # a body no callback needs; never parsed
+    BUSY = "busy"  # the row kept changing under concurrent writers: come back later (503 + Retry-After)
 
 
 @dataclass
@@ -88,6 +90,35 @@ class Reply:
     status_code: int = 200
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    retry_after_s: int | None = None
+
+
+# A callback or link request carries a few ids and a status; anything bigger is not from Connective.
+MAX_CALLBACK_BODY_BYTES = 64 * 1024
+BUSY_RETRY_AFTER_S = 2
+
+
+def admit(settings: Settings, ref: str, token: str | None, declared_length: int | None,
+          body: Callable[[], bytes | None]) -> Reply | None:
+    """The checks before anything of a request is looked at: the token from the path (401), then the
+    body's size (413), declared or actual. None: go on. `body` is only called once the token is good."""
+    if not verify_callback_token(settings, ref, token):
+        return Reply(Outcome.UNAUTHORIZED, 401, "missing or invalid callback token")
+    too_large = Reply(Outcome.TOO_LARGE, 413, f"a callback body holds at most {MAX_CALLBACK_BODY_BYTES} bytes")
+    if (declared_length or 0) > MAX_CALLBACK_BODY_BYTES or len(body() or b"") > MAX_CALLBACK_BODY_BYTES:
+        return too_large
+    return None
+
+
+def busy_when_contended(handler: Callable[[], Reply]) -> Reply:
+    """Run a handler; a row that kept changing under it (a flood of callbacks) is a 503 with Retry-After,
+    which Connective's retry (or the timer's reconciliation) turns into a later read, never a 500."""
+    try:
+        return handler()
+    except ConcurrentUpdateError:
+        log_event(_log, "callback.busy", retry_after_s=BUSY_RETRY_AFTER_S)
+        return Reply(Outcome.BUSY, 503, "the package is being updated; try again shortly",
+                     retry_after_s=BUSY_RETRY_AFTER_S)
 
 
 @dataclass(frozen=True)
@@ -166,7 +197,9 @@ def handle_callback(store: Store, client: ConnectiveClient, settings: Settings, 
     if refused is not None or record is None:
         return refused or Reply(Outcome.NOT_FOUND, 404)
     if record.status in FINAL_STATUSES:
-        _record_callback(store, ref, claim, Outcome.ALREADY_FINAL, current=record)
+        # Nothing about a final row changes: the callback goes to the history only, so a flood of late
+        # callbacks never contends for the row.
+        _callback_event(store, ref, claim, Outcome.ALREADY_FINAL)
         archive_if_forgotten(store, record, reason="callback")
         return Reply(Outcome.ALREADY_FINAL)
     if not claim.claims_final or not record.connective_package_id:
@@ -259,11 +292,16 @@ def schedule_refresh(store: Store, ref: str, *, reason: str, delay_s: int, claim
 
     def change(record: PackageRecord) -> bool:
         nonlocal scheduled
+        due = record.status_refresh_due_at
+        scheduled = due is None or due <= now
+        if claim is not None and not scheduled and not _read_since_last_callback(record) \
+                and record.last_callback_at is not None:
+            # A read is queued for later and an earlier callback already told it to read: it will see
+            # whatever this callback announces. Writing nothing keeps a burst of callbacks contention-free.
+            return False
         if claim is not None:
             record.last_callback_at = now
             record.callback_count += 1
-        due = record.status_refresh_due_at
-        scheduled = due is None or due <= now
         if scheduled:
             record.status_refresh_due_at = now + timedelta(seconds=delay_s)
         return claim is not None or scheduled

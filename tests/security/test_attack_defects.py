@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import types
 import uuid
 import zlib
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +23,8 @@ from shared.storage import names
 from shared.storage.status import PackageStatus
 from tests.api.conftest import ApiClient
 from tests.conftest import SandboxHandle
+from tests.pipeline.callback_world import SECRET as CALLBACK_SECRET
+from tests.pipeline.callback_world import insert_row, new_ref, store_for, token_for
 from tests.pipeline.intake_support import World, base_env, manifest, pdf_with_markers, signer, unique
 
 
@@ -265,3 +270,79 @@ def test_creation_does_not_apply_the_submission_rule_to_a_stored_expiry(
     monkeypatch.setattr(spec.PackageRequest, "model_validate", strict_clock)
     outcome = creation.create(record.ref, store=world.store, settings=world.settings, client=world.client)
     assert outcome is creation.Outcome.CREATED and world.row(record.ref).status is PackageStatus.PENDING
+
+
+# ---- callbacks: token first, bodies capped, floods never 500 ---------------------------------------------
+
+def _callback(ref: str, token: str, body: bytes, function: str = "connective_callback") -> Any:
+    import azure.functions as func
+
+    import functions.callbacks as routes
+
+    request = func.HttpRequest(method="POST", url=f"http://127.0.0.1/api/callbacks/connective/{ref}/{token}",
+                               headers={"Content-Type": "application/json"}, params={},
+                               route_params={"packageRef": ref, "token": token}, body=body)
+    context = types.SimpleNamespace(invocation_id=uuid.uuid4().hex, function_name=function)
+    return getattr(routes, function)(request, context)
+
+
+@pytest.fixture()
+def callback_env(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str, sandbox: SandboxHandle) -> Any:
+    env = {"DocumentStorage": storage_connection_string, "CONNECTIVE_BASE_URL": sandbox.base_url,
+           "CONNECTIVE_USERNAME": sandbox.user, "CONNECTIVE_PASSWORD": sandbox.password,
+           "CALLBACK_SECRETS": CALLBACK_SECRET, "STATUS_REFRESH_DELAY_S": "30"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.mark.parametrize("function", ["connective_callback", "connective_link_request"])
+def test_a_wrong_token_is_refused_before_the_body_is_looked_at(callback_env: Any, storage_connection_string: str,
+                                                               monkeypatch: pytest.MonkeyPatch, function: str) -> None:
+    import shared.pipeline.callbacks as service
+
+    looked_at: list[int] = []
+    real = service.parse_body
+    monkeypatch.setattr(service, "parse_body", lambda body: looked_at.append(len(body or b"")) or real(body))
+    ref = new_ref()
+    insert_row(store_for(storage_connection_string), ref, "pkg")
+    answer = _callback(ref, "0" * 64, b'{"PackageStatus": "Finished", "pad": "' + b"x" * (8 * 1024 * 1024) + b'"}',
+                       function)
+    assert answer.status_code == 401 and looked_at == []
+
+
+@pytest.mark.parametrize("function", ["connective_callback", "connective_link_request"])
+def test_a_callback_body_over_64_kb_is_413_unread(callback_env: Any, storage_connection_string: str,
+                                                 monkeypatch: pytest.MonkeyPatch, function: str) -> None:
+    import shared.pipeline.callbacks as service
+
+    looked_at: list[int] = []
+    real = service.parse_body
+    monkeypatch.setattr(service, "parse_body", lambda body: looked_at.append(len(body or b"")) or real(body))
+    store = store_for(storage_connection_string)
+    ref = new_ref()
+    insert_row(store, ref, "pkg")
+    answer = _callback(ref, token_for(ref), b'{"pad": "' + b"x" * (65 * 1024) + b'"}', function)
+    assert answer.status_code == 413 and looked_at == []
+    row = store.packages.get(ref)
+    assert row is not None and row.callback_count == 0
+    assert _callback(ref, token_for(ref), b'{"PackageStatus": "Pending"}', function).status_code == 200
+
+
+def test_a_flood_of_callbacks_on_one_package_never_answers_500(callback_env: Any,
+                                                               storage_connection_string: str) -> None:
+    """200 callbacks, 32 at a time: each is recorded (200) or asked to come back (503 + Retry-After)."""
+    store = store_for(storage_connection_string)
+    ref = new_ref()
+    insert_row(store, ref, "pkg")
+    body = b'{"PackageStatus": "Pending", "ActorId": "a1"}'
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(lambda _: _callback(ref, token_for(ref), body), range(200)))
+    statuses = Counter(answer.status_code for answer in answers)
+    assert set(statuses) <= {200, 503}, statuses
+    assert all(a.headers.get("Retry-After") for a in answers if a.status_code == 503)
+    assert statuses[200] >= 1
+    row = store.packages.get(ref)
+    assert row is not None and row.last_callback_at is not None and row.status_refresh_due_at is not None
+    received = [e for e in store.events.history(ref) if e["kind"] == "callback_received"]
+    assert len(received) >= statuses[200]  # each recorded callback is in the history

@@ -35,7 +35,8 @@ TRIGGERS: tuple[Trigger, ...] = (
             "Fires when a package ends (or expires) without being signed.", (EventType.STATUS_CHANGED,),
             (PackageStatus.REJECTED, PackageStatus.REVOKED, PackageStatus.FAILED, PackageStatus.EXPIRED)),
     Trigger("status-changed", "OnPackageStatusChanged", "When a package status changes",
-            "Fires on every status change of a package.", (EventType.STATUS_CHANGED,)),
+            "Fires on every status change of a package up to its end; the archive that follows Finished "
+            "fires When the signed documents are archived.", (EventType.STATUS_CHANGED,)),
     Trigger("signer-acted", "OnSignerActed", "When a signer signs or rejects",
             "Fires when one signer signs, rejects or is skipped.", (EventType.SIGNER_ACTED,)),
     Trigger("input-rejected", "OnInputRejected", "When an input is rejected",

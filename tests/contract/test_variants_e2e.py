@@ -29,6 +29,7 @@ from bench._world import BenchWorld
 from shared.storage.clients import StorageClients
 from shared.storage.status import PackageStatus
 from shared.storage.store import Store
+from tests.conftest import wait_until
 
 GOALS = {"single": 4, "multi": 11}
 SHAPES = {"single": InputSpec("single", documents=1, signers=1), "multi": InputSpec("multi", documents=3, signers=2)}
@@ -135,3 +136,25 @@ def test_every_variant(bench: BenchWorld, behaviour: str, variant: str) -> None:
     knobs = VARIANTS[behaviour][variant]
     calls = run_flows(bench, variant, knobs)
     assert within_goals(calls, knobs), calls
+
+
+@pytest.mark.parametrize("style", ["post-json", "post-form", "get-query", "bare"])
+def test_a_new_link_request_reaches_the_signer_whatever_its_shape(bench: BenchWorld, style: str) -> None:
+    """Through the host: the new-link route finds the actor (or, with nothing to go on, whose turn it is)."""
+    requests.post(f"{bench.admin_url}/reset", timeout=30).raise_for_status()
+    bench.configure(auto_sign=False, notification_style=style)
+    blobs = BlobServiceClient.from_connection_string(bench.connection_string)
+    dropped = drop(blobs, InputSpec(f"link-{style}-{time.monotonic_ns()}", documents=1, signers=1))
+    store = Store(StorageClients(bench.connection_string))
+
+    def pending() -> Any:
+        row = store.packages.get(dropped.ref)
+        return row if row is not None and row.status is PackageStatus.PENDING else None
+
+    row = wait_until(pending, timeout_s=60)
+    actor_id = row.signers[0]["actor_id"]
+    requests.post(f"{bench.admin_url}/packages/{row.connective_package_id}/actors/{actor_id}/request-link",
+                  json={}, timeout=30).raise_for_status()
+    published = wait_until(lambda: [e for e in store.events.history(dropped.ref) if e["kind"] == "link_published"],
+                           timeout_s=60)
+    assert [event["actor_id"] for event in published] == [actor_id]

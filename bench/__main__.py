@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "timer_scale": ("timer_scale", "run"),
     "calls_per_package": ("calls_per_package", "run"),
     "large_doc": ("large_doc", "run"),
+    "large_batch": ("large_batch", "run"),
     "saturation": ("saturation", "run"),
     "saturation_loaded": ("saturation", "run_loaded"),
     "e2e_throughput": ("e2e_throughput", "run"),
@@ -59,6 +60,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "calls_per_package.multi": ("<=", 11),
     "large_doc.peak_rss_ratio": ("<=", 1.5),
     "large_doc.throughput_ratio": (">=", 0.8),
+    "large_batch.zip_ratio": ("<=", 1.5),
     "timer.scale_ratio": ("<=", 1.5),
 }
 

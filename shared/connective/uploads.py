@@ -56,10 +56,16 @@ class JsonBody:
 
 
 class _SizedReader:
-    """Reads exactly `length` bytes of a stream; `len` (what the multipart encoder asks) is what is left."""
+    """Reads exactly `length` bytes of a stream; `len` (what the multipart encoder asks) is what is left.
 
-    def __init__(self, stream: IO[bytes], length: int) -> None:
-        self._stream = stream
+    Given an opener, it opens the stream at the first read, that is while the request is being sent:
+    opening a blob reads its first range, which must neither delay the request past its rate permit
+    nor be spent on a request that is deferred for want of one.
+    """
+
+    def __init__(self, stream: IO[bytes] | Callable[[], IO[bytes]], length: int) -> None:
+        self._stream: IO[bytes] | None = None if callable(stream) else stream
+        self._opener = stream if callable(stream) else None
         self.len = length
         self.bytes_read = 0
 
@@ -67,6 +73,9 @@ class _SizedReader:
         if self.len <= 0:
             return b""
         size = self.len if size is None or size < 0 else min(size, self.len)
+        if self._stream is None:
+            assert self._opener is not None
+            self._stream = self._opener()
         chunk = self._stream.read(size)
         if not chunk:
             raise ValueError(f"the document stream ended {self.len} bytes before its declared length")
@@ -172,8 +181,9 @@ class MultipartBody:
         self._reader: _SizedReader | None = None
 
     def open(self) -> tuple[Any, dict[str, str]]:
+        stream: IO[bytes] | Callable[[], IO[bytes]]
         if self._opener is not None:
-            stream = self._opener()
+            stream = self._opener  # opened by the first read, once the request is on its way
         else:
             assert self._stream is not None
             if self._reader is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import requests
 import urllib3
@@ -351,3 +353,23 @@ def test_a_429_is_honoured_counted_and_repeated_once():
     assert h.clock.sleeps == [2.0]
     assert len(h.adapter.sent) == 2 and limiter.granted == 2
     assert seen == [(counters.THROTTLED, {"operation": "get_package_status"})]
+
+
+def test_a_deferred_upload_never_opens_its_document():
+    opened: list[int] = []
+
+    def open_document() -> io.BytesIO:
+        opened.append(1)
+        return io.BytesIO(b"%PDF-1.7 " + b"x" * 2000)
+
+    class EmptyLimiter:
+        def acquire(self, max_wait_s: float) -> Permit:
+            raise RateLimitDeferred(3.0)
+
+        def pause(self, seconds: float) -> None:
+            pass
+
+    h = make_client(limiter=EmptyLimiter(), multipart_threshold_bytes=1000)
+    with pytest.raises(RateLimitDeferred):
+        h.client.add_document_to_package(PACKAGE_ID, {"document_name": "d"}, open_document, document_length=2009)
+    assert opened == [] and h.adapter.sent == []

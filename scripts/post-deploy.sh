@@ -1,5 +1,5 @@
 #!/bin/sh
-# azd post-deploy hook: the Event Grid subscriptions that run the two blob triggers (Flex
+# azd post-deploy hook: the Event Grid subscriptions that run the blob triggers (Flex
 # Consumption has no polling blob trigger). It needs the deployed code, so it cannot be part of the
 # Bicep: the webhook URL carries the host's blobs_extension system key, which exists only once the
 # host has started with the code.

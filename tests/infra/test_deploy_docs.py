@@ -95,3 +95,10 @@ def test_removing_a_deployment_explains_soft_deleted_key_vaults() -> None:
     section = DEPLOY.split("## Removing a deployment", 1)[1]
     assert "`azd down --purge`" in section and "KEY_VAULT_PURGE_PROTECTION=false" in section
     assert "az keyvault recover" in section
+
+
+def test_first_deploy_lists_every_event_grid_subscription() -> None:
+    script = (infra_model.ROOT / "scripts" / "post-deploy.sh").read_text()
+    for name, function in re.findall(r"^subscribe (\S+) (\S+) ", script, flags=re.M):
+        assert re.search(rf"^ +\| `{name}` \|.*\| `{function}` \|$", DEPLOY, flags=re.M), (
+            f"docs/DEPLOY.md, 'First deploy' step 4: add the row of subscription {name}")

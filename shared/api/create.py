@@ -12,19 +12,29 @@ Unlike blob intake, the caller is waiting for an answer, so bad input is refused
 with a 400 problem (and the staged copies are removed) instead of an InputRejected row.
 
 Idempotency: an `Idempotency-Key` header, or else the request's `externalReference`, maps to a
-fixed packageRef (`api-` + a hash). A repeated POST finds that row and answers the same 202
-without creating anything.
+fixed packageRef (`api-` + a hash). Before any side effect the request reserves that ref: a
+`{packageRef}/.reservation` blob in `package-staging`, created only if absent, holding a hash of
+the body. Only the holder stages documents under the ref, so a request never touches (or cleans up)
+another's staged copy. A repeated POST with the same body finds the row and answers the same 202,
+or, while the first is still being checked, 409 with Retry-After; the same key with another body is
+409. The row keeps the hash (`RequestHash`), so the comparison holds after the reservation is gone.
+A reservation left by a request that died is taken over after `RESERVATION_STALE_AFTER`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 from pydantic import ValidationError
 
@@ -36,7 +46,7 @@ from shared.pipeline import intake, routing
 from shared.pipeline.errors_report import Rejection
 from shared.pipeline.spec import PackageRequest, is_control
 from shared.storage import names
-from shared.storage.packages import PackageRecord
+from shared.storage.packages import PackageRecord, RecordTooLarge
 from shared.storage.store import Store
 from shared.webhooks.delivery import url_policy
 from shared.webhooks.ssrf import UnsafeUrlError, check_url
@@ -45,6 +55,10 @@ _log = get_logger(__name__)
 
 PATH_CONTAINERS = (names.STAGING_CONTAINER, names.BATCHES_CONTAINER)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+RESERVATION_BLOB = ".reservation"
+# Longer than any one request takes (documents of up to API_MAX_BODY_MB are checked in seconds).
+RESERVATION_STALE_AFTER = timedelta(minutes=15)
+IN_PROGRESS_RETRY_AFTER_S = 2
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -110,9 +124,60 @@ def _stage(store: Store, ref: str, request: PackageRequest) -> list[tuple[str, s
 
 
 def _unstage(store: Store, ref: str) -> None:
+    """Remove this request's staged copies and its reservation (it holds the reservation: nobody else staged)."""
     staging = store.clients.container(names.STAGING_CONTAINER)
     for blob in staging.list_blobs(name_starts_with=f"{ref}/"):
         staging.delete_blob(blob.name)
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """The body's identity for idempotency: the same JSON value in any key order or spacing hashes the same."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _key_reused(ref: str) -> ApiProblem:
+    return ApiProblem(409, f"The {IDEMPOTENCY_HEADER} (or externalReference) of this request was used before with "
+                           "a different body; send a new key for a new package.")
+
+
+def _compare(record: PackageRecord, body_hash: str) -> None:
+    if record.request_hash and record.request_hash != body_hash:
+        raise _key_reused(record.ref)
+
+
+def _reserve(store: Store, ref: str, body_hash: str) -> PackageRecord | None:
+    """Take the ref for this request before any side effect. Returns the row when one exists already
+    (a repeat); raises 409 when another request holds the ref (in progress, or another body)."""
+    reservation = store.clients.container(names.STAGING_CONTAINER).get_blob_client(f"{ref}/{RESERVATION_BLOB}")
+    for _ in range(2):
+        try:
+            reservation.upload_blob(body_hash.encode(), overwrite=False)
+            return None
+        except ResourceExistsError:
+            pass
+        existing = store.packages.get(ref)  # the holder may have finished meanwhile
+        if existing is not None:
+            return existing
+        try:
+            held = reservation.download_blob()
+            holder_hash = held.readall().decode()
+        except ResourceNotFoundError:
+            continue  # released meanwhile: try again
+        if holder_hash != body_hash:
+            raise _key_reused(ref)
+        if datetime.now(UTC) - held.properties.last_modified > RESERVATION_STALE_AFTER:
+            with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
+                reservation.delete_blob(etag=held.properties.etag, match_condition=MatchConditions.IfNotModified)
+            continue
+        raise ApiProblem(409, "A request with this key is still being processed; send it again shortly.",
+                         headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER_S)})
+    raise ApiProblem(409, "A request with this key is still being processed; send it again shortly.",
+                     headers={"Retry-After": str(IN_PROGRESS_RETRY_AFTER_S)})
+
+
+def _release(store: Store, ref: str) -> None:
+    with contextlib.suppress(ResourceNotFoundError):
+        store.clients.container(names.STAGING_CONTAINER).delete_blob(f"{ref}/{RESERVATION_BLOB}")
 
 
 def _check_documents(store: Store, settings: Settings, request: PackageRequest,
@@ -143,26 +208,32 @@ def _with_staged_paths(request: PackageRequest, locations: list[tuple[str, str]]
 def create_package(store: Store, settings: Settings, body: dict[str, Any],
                    idempotency_key: str | None) -> tuple[PackageRecord, bool]:
     """Accept a package request. Returns (row, created); raises ApiProblem for bad input."""
+    body_hash = request_hash(body)
     request = _parse(settings, body)
     ref = package_ref_for(idempotency_key, request.external_reference)
     with package_scope(ref):
-        existing = store.packages.get(ref)
+        existing = store.packages.get(ref) or _reserve(store, ref, body_hash)
         if existing is not None:
+            _compare(existing, body_hash)
             log_event(_log, "api.package.repeated", status=existing.status.value)
             return existing, False
-        _check_subscribers(settings, request)
         try:
+            _check_subscribers(settings, request)
             locations = _stage(store, ref, request)
             documents = _check_documents(store, settings, request, locations)
             fields = intake.resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
+            record = intake.record_accepted(store, ref=ref, source="api", source_uri=f"api/{ref}",
+                                            request=_with_staged_paths(request, locations), documents=documents,
+                                            signing_fields=fields, request_hash=body_hash)
         except Rejection as rejection:
             _unstage(store, ref)
             raise ApiProblem(400, rejection.message, problem_type=f"urn:connective-functions:{rejection.code}") \
                 from None
-        except ApiProblem:
+        except RecordTooLarge as error:
             _unstage(store, ref)
+            raise ApiProblem(400, f"{error}.", problem_type="urn:connective-functions:package_too_large") from None
+        except BaseException:
+            _unstage(store, ref)  # a 400 problem, or an error: nothing of this request stays behind
             raise
-        record = intake.record_accepted(store, ref=ref, source="api", source_uri=f"api/{ref}",
-                                        request=_with_staged_paths(request, locations), documents=documents,
-                                        signing_fields=fields)
+        _release(store, ref)
         return record, True

@@ -132,6 +132,8 @@ OPERATIONS: tuple[ApiOperation, ...] = (
                   Answer(202, "Accepted; poll Location until it answers 200.", AcceptedPackage,
                          ("Location", "Retry-After")),
                   Answer(400, "The request is invalid; the problem says why."),
+                  Answer(409, "The Idempotency-Key was used with another body, or its first request is still "
+                              "being processed (then Retry-After says when to send it again)."),
                   Answer(413, "The request body is larger than the limit.")),
                  body=PackageRequest,
                  params=(Param("Idempotency-Key", "header", "Idempotency Key",

@@ -229,10 +229,11 @@ def _points(value: float) -> str:
 
 def record_accepted(store: Store, *, ref: str, source: str, source_uri: str, request: PackageRequest,
                     documents: list[StoredDocument], signing_fields: list[list[dict[str, Any]]],
-                    bulk: tuple[str, str] | None = None) -> PackageRecord:
+                    bulk: tuple[str, str] | None = None, request_hash: str | None = None) -> PackageRecord:
     """Insert the Received row (or find the existing one) and ask for creation.
 
-    `bulk` is (job, row key) for a package of a bulk send (shared.bulk).
+    `bulk` is (job, row key) for a package of a bulk send (shared.bulk); `request_hash` identifies an HTTP
+    request's body for idempotency (shared.api.create).
     """
     wire = request.to_json_dict()
     for document in wire["documents"]:
@@ -241,6 +242,7 @@ def record_accepted(store: Store, *, ref: str, source: str, source_uri: str, req
         ref=ref, source=source, source_uri=source_uri,
         spec={"request": wire, "documents": [d.model_dump(mode="json") for d in documents],
               "signingFields": signing_fields},
+        request_hash=request_hash,
         reminder_policy=request.reminders.to_json_dict() if request.reminders else {},
         subscribers=list(request.subscribers),
         bulk_job=bulk[0] if bulk else None, bulk_row=bulk[1] if bulk else None,

@@ -55,6 +55,7 @@ class PackageRecord(BaseModel):
     source: str = ""  # inbox | batch | api
     source_uri: str = ""  # container/blob of the input, for error reports and audits
     spec: dict[str, Any] = Field(default_factory=dict)  # the validated package request (manifest shape)
+    request_hash: str | None = None  # HTTP API: hash of the request body, compared when its key is used again
     connective_package_id: str | None = None
     connective_status: str | None = None
     signers: list[dict[str, Any]] = Field(default_factory=list)  # per-signer state from the last status read

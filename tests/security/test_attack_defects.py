@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import types
 import uuid
 import zlib
@@ -43,9 +44,12 @@ def rejected_with_report(world: World, record: Any) -> dict[str, Any]:
     return report
 
 
+PDF = pdf_with_markers("#SIGN1#")  # made once: a PDF's bytes carry the time it was made
+
+
 def api_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"schemaVersion": "1", "name": "Contract",
-                            "documents": [{"content": base64.b64encode(pdf_with_markers("#SIGN1#")).decode(),
+                            "documents": [{"content": base64.b64encode(PDF).decode(),
                                            "name": "Contract"}],
                             "signers": [{"name": "Ann Smith", "email": "ann@example.com"}]}
     body.update(overrides)
@@ -346,3 +350,71 @@ def test_a_flood_of_callbacks_on_one_package_never_answers_500(callback_env: Any
     assert row is not None and row.last_callback_at is not None and row.status_refresh_due_at is not None
     received = [e for e in store.events.history(ref) if e["kind"] == "callback_received"]
     assert len(received) >= statuses[200]  # each recorded callback is in the history
+
+
+# ---- idempotency: reserved before any side effect, bodies compared ---------------------------------------
+
+def test_an_idempotency_key_reused_with_a_different_body_is_409(api: ApiClient) -> None:
+    key = uuid.uuid4().hex
+    first = api.call("POST", "/api/packages", api_body(), headers={"Idempotency-Key": key})
+    assert first.status == 202
+    other = api.call("POST", "/api/packages", api_body(name="Another contract"), headers={"Idempotency-Key": key})
+    assert other.status == 409 and "Idempotency-Key" in other.json()["detail"]
+    again = api.call("POST", "/api/packages", api_body(), headers={"Idempotency-Key": key})
+    assert again.status == 202 and again.json()["packageRef"] == first.json()["packageRef"]
+
+
+class HeldCheck:
+    """Holds the first request inside its document check until released, so a second one can race it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.inside = threading.Event()
+        self.release = threading.Event()
+        self._real = intake.check_document
+        self._held = False
+        monkeypatch.setattr(intake, "check_document", self._check)
+
+    def _check(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._held:
+            self._held = True
+            self.inside.set()
+            assert self.release.wait(60)
+        return self._real(*args, **kwargs)
+
+
+def _race(api: ApiClient, monkeypatch: pytest.MonkeyPatch, second_body: dict[str, Any]) -> tuple[Any, Any, str]:
+    held = HeldCheck(monkeypatch)
+    key = uuid.uuid4().hex
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(api.call, "POST", "/api/packages", api_body(), headers={"Idempotency-Key": key})
+        assert held.inside.wait(60)
+        second = api.call("POST", "/api/packages", second_body, headers={"Idempotency-Key": key})
+        held.release.set()
+        return first.result(), second, key
+
+
+def test_a_retry_racing_the_first_request_never_makes_either_fail(api: ApiClient,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second, _ = _race(api, monkeypatch, api_body())
+    assert first.status == 202, first.body[:300]
+    assert second.status in (202, 409), second.body[:300]
+    if second.status == 409:
+        assert second.headers.get("Retry-After")
+    ref = first.json()["packageRef"]
+    row = api.store.packages.get(ref)
+    assert row is not None and row.status is PackageStatus.RECEIVED
+    assert not no_staged_copy(api, ref)
+
+
+def test_an_invalid_request_racing_a_valid_one_leaves_its_document_alone(api: ApiClient,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    invalid = api_body(documents=[{"content": base64.b64encode(b"not a pdf").decode(), "name": "Contract"}])
+    first, second, _ = _race(api, monkeypatch, invalid)
+    assert second.status == 409, second.body[:300]
+    assert first.status == 202, first.body[:300]
+    ref = first.json()["packageRef"]
+    row = api.store.packages.get(ref)
+    assert row is not None and row.status is PackageStatus.RECEIVED
+    document = row.spec["documents"][0]
+    staged = api.store.clients.container(document["container"]).get_blob_client(document["blob"])
+    assert staged.get_blob_properties().etag == document["etag"]  # the document creation will send is intact

@@ -57,6 +57,9 @@ Figures (per scenario, `saturation.`, `saturation_local_only.` or `saturation_lo
 - `throttled_429`: the 429s the sandbox answered the app.
 - `late_permits`: rate permits that expired before their request could leave (`connective.late_permit`
   lines in the host's log): the request was not sent and took a new permit.
+- `send_delay_p50_ms`, `send_delay_p99_ms`, `send_delay_max_ms`: the time from the limiter's count of a
+  call (its slot, or its lease's grant) to the request leaving, from `send_delay_ms` on the host's
+  `connective.call` lines; a permit allows the lease's validity plus 50 ms.
 - `machine_idle_pct`: the machine's idle CPU over the steady state (Linux /proc/stat). Near 0, the
   machine, not the budget, limits how fast the app asks for calls: Azurite, the sandbox, the host
   and the bench share its cores, and the budget use then says more about the machine than about
@@ -331,6 +334,16 @@ def process_figures(observation: Observation) -> dict[str, float]:
     }
 
 
+def send_delay_figures(calls: list[dict[str, Any]]) -> dict[str, float]:
+    """Grant-to-send delays (`send_delay_ms` of the host's `connective.call` lines): median, 99th percentile, max."""
+    delays = sorted(float(call["send_delay_ms"]) for call in calls if call.get("send_delay_ms") is not None)
+    if not delays:
+        return {}
+    return {"send_delay_p50_ms": delays[len(delays) // 2],
+            "send_delay_p99_ms": delays[min(len(delays) - 1, round(0.99 * (len(delays) - 1)))],
+            "send_delay_max_ms": delays[-1]}
+
+
 def scenario_figures(observation: Observation) -> dict[str, float]:
     budget = observation.budget
     start, end = steady_state(observation)
@@ -343,6 +356,7 @@ def scenario_figures(observation: Observation) -> dict[str, float]:
         "budget_use_pct": round(100.0 * use, 1),
         "throttled_429": observation.throttled,
         "late_permits": observation.late_permits,
+        **send_delay_figures(observation.calls),
         "archived": archived,
         "accepted_calls": len(observation.accepted_times),
         "calls_per_package": round(len(observation.accepted_times) / archived, 2) if archived else 0.0,

@@ -18,14 +18,14 @@ so no backlog would ever form and the figure would measure intake, not the budge
 
 Time is compressed: the sandbox throttles `--rate-calls` per sliding `--rate-window` seconds
 instead of 100 per 60 s, and the limiter's lease validity and clock-skew floor (registry defaults
-of shared.config) shrink by the same factor. The latency margin (0.1 s) does not: it covers the
-time from a token's grant to the call's arrival, tens of milliseconds on a busy machine whatever
-the window, and shrunk to 8 ms it let a few calls arrive late enough to be throttled. What does
-not shrink (that margin, the queues' polling and visibility delays, the measured clock uncertainty
+of shared.config) shrink by the same factor. The latency margin (0.1 s, the trip from a request
+leaving to its arrival) and the permits' send allowance (0.05 s, from the grant to the request
+leaving) do not: both are tens of milliseconds on a busy machine whatever the window. What does
+not shrink (those two, the queues' polling and visibility delays, the measured clock uncertainty
 between instances, the auto-sign delay) weighs 6 times more in a 10 s window than in a 60 s one,
 so a compressed run understates the budget use of a real one: the limiter alone allows at most
-W / (W + lease validity + margin + clock uncertainties), about 94-96 % at 5 s, 97 % at 10 s and
-98 % at 60 s. The default window is therefore 10 s: at 5 s the bound itself sits at the goal.
+W / (W + lease validity + send allowance + margin + clock uncertainties), about 93-95 % at 5 s,
+96-97 % at 10 s and 98 % at 60 s. The default window is therefore 10 s: at 5 s the bound itself sits at the goal.
 
 Two scenarios in one world, the host restarted between them with another limiter and the sandbox reset:
 
@@ -104,8 +104,9 @@ from shared.storage.store import Store
 from tests.limiter.windows import window_fill
 
 REAL_WINDOW_S = 60.0
-# Limiter durations shrunk with the window. The latency margin is not: it covers the time from a token's
-# grant to the call's arrival, which on a busy machine is tens of milliseconds whatever the window.
+# Limiter durations shrunk with the window. The latency margin and the send allowance are not: they cover the
+# time from a token's grant to the call's arrival, which on a busy machine is tens of milliseconds whatever
+# the window.
 SCALED_LIMITER_SETTINGS = ("CONNECTIVE_RATE_LEASE_VALIDITY_S", "CONNECTIVE_RATE_CLOCK_SKEW_S")
 WARM_UP_WINDOWS = 2
 LOCAL_ONLY_EXTRA_WINDOWS = 2

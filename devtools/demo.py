@@ -7,21 +7,27 @@ It starts Azurite, the Connective sandbox (auto-signing, rejecting signers whose
 - a PDF in signing-inbox/hr/, whose signers come from the `hr` routing profile,
 - two manifest batches in signing-batches/ (three documents with two ordered signers, and one
   that a signer rejects),
-- a file that is not a PDF, which must be rejected with an error report and kept.
+- a file that is not a PDF, which must be rejected with an error report and kept,
+- a bulk send (samples/bulk/policy-2027): one policy to six recipients, one of whom rejects, with
+  three bad rows that the report lists with their reasons.
 
-It prints each status change as it happens and ends with a table: each input, its package, its
-final status and what was archived. The exit code is 0 when every input reached the state it should.
+It prints each status change as it happens, the bulk send's progress from its summary.json, and ends
+with a table (each input, its package, its final status and what was archived) and the bulk send's
+report.csv. The exit code is 0 when every input reached the state it should.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from devtools.azurite import PROJECT_ROOT
@@ -33,6 +39,10 @@ from shared.storage.status import PackageStatus
 from shared.storage.store import Store
 
 SAMPLES = PROJECT_ROOT / "samples"
+BULK_SAMPLE = SAMPLES / "bulk" / "policy-2027"
+BULK_JOB = "policy-2027"
+# What the sample bulk send must end with: frank.reject@ rejects, three rows are bad.
+BULK_EXPECTED = {"Archived": 5, "Rejected": 1, "Skipped": 3}
 SETTLED = {PackageStatus.ARCHIVED, PackageStatus.REJECTED, PackageStatus.REVOKED, PackageStatus.FAILED,
            PackageStatus.INPUT_REJECTED}
 
@@ -94,12 +104,62 @@ def drop_inputs(service: BlobServiceClient, inputs: list[DemoInput]) -> None:
         print(f"  dropped {item.uri}", flush=True)
 
 
+def drop_bulk_send(service: BlobServiceClient) -> None:
+    """The sample job's documents and recipients first, job.json last: job.json starts the job."""
+    for name in ("policy.pdf", "recipients.csv", "job.json"):
+        _upload(service, names.BULK_CONTAINER, f"{BULK_JOB}/{name}", (BULK_SAMPLE / name).read_bytes())
+    print(f"  dropped {names.BULK_CONTAINER}/{BULK_JOB}/ (job.json, recipients.csv, policy.pdf)", flush=True)
+
+
+class BulkProgress:
+    """Prints the bulk send's summary.json each time its counts change."""
+
+    def __init__(self, service: BlobServiceClient) -> None:
+        self.service = service
+        self.shown = ""
+        self.summary: dict[str, object] = {}
+
+    def poll(self, elapsed_s: float) -> bool:
+        """True once the bulk send is final."""
+        try:
+            data = self.service.get_blob_client(names.BULK_CONTAINER, f"{BULK_JOB}/summary.json").download_blob()
+            self.summary = json.loads(data.readall())
+        except ResourceNotFoundError:
+            return False
+        counts = ", ".join(f"{status} {count}" for status, count in dict(self.summary["statuses"]).items())  # type: ignore[call-overload]
+        line = f"{self.summary['state']}: {counts} (ETA {self.summary['etaSeconds']} s)"
+        if line != self.shown:
+            self.shown = line
+            print(f"  {elapsed_s:5.1f}s  {'bulk send ' + BULK_JOB:<45} {line}", flush=True)
+        return bool(self.summary.get("final"))
+
+
+def print_bulk_report(service: BlobServiceClient, progress: BulkProgress) -> bool:
+    print(f"\nBulk send {BULK_JOB}: {names.BULK_CONTAINER}/{BULK_JOB}/report.csv")
+    try:
+        data = service.get_blob_client(names.BULK_CONTAINER, f"{BULK_JOB}/report.csv").download_blob().readall()
+    except ResourceNotFoundError:
+        print("  (no report yet)")
+        return False
+    rows = sorted(csv.DictReader(io.StringIO(data.decode("utf-8"))), key=lambda row: int(row["line"]))
+    print(f"{'line':>4}  {'key':<28} {'package':<28} {'status':<10} reason / archived path")
+    print("-" * 120)
+    for row in rows:
+        print(f"{row['line']:>4}  {row['key'][:28]:<28} {row['packageRef']:<28} {row['status']:<10} "
+              f"{row['reason'] or row['archivedPath']}")
+    as_expected = progress.summary.get("statuses") == BULK_EXPECTED and progress.summary.get("final") is True
+    if not as_expected:
+        print(f"  <-- expected a final report with {BULK_EXPECTED}, got {progress.summary.get('statuses')}")
+    return as_expected
+
+
 def _rows_by_source(store: Store) -> dict[str, PackageRecord]:
     return {row.source_uri: row for row in store.packages.query("RowKey eq @row", {"row": "package"})}
 
 
-def follow(store: Store, inputs: list[DemoInput], timeout_s: float) -> dict[str, PackageRecord]:
-    """Print each status change until every input has settled, or the time is up."""
+def follow(store: Store, inputs: list[DemoInput], timeout_s: float,
+           bulk: BulkProgress | None = None) -> dict[str, PackageRecord]:
+    """Print each status change until every input (and the bulk send) has settled, or the time is up."""
     seen: dict[str, PackageStatus] = {}
     started = time.monotonic()
     rows: dict[str, PackageRecord] = {}
@@ -111,7 +171,8 @@ def follow(store: Store, inputs: list[DemoInput], timeout_s: float) -> dict[str,
                 seen[item.uri] = row.status
                 print(f"  {time.monotonic() - started:5.1f}s  {item.uri:<45} {row.status.value}", flush=True)
         settled = sum(1 for item in inputs if item.uri in rows and rows[item.uri].status in SETTLED)
-        if settled == len(inputs):
+        bulk_final = bulk is None or bulk.poll(time.monotonic() - started)
+        if settled == len(inputs) and bulk_final:
             break
         time.sleep(0.5)
     return rows
@@ -149,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print("Starting Azurite, the Connective sandbox (auto-sign) and the local Functions host...", flush=True)
     world = LocalWorld(workers=args.workers, settings_file=None,
-                       sandbox_args=["--auto-sign", "--auto-sign-delay", "2"])
+                       sandbox_args=["--auto-sign", "--auto-sign-delay", "2"],
+                       extra_settings={"BULK_REPORT_INTERVAL_S": "2"})
     with world:
         print(f"  host {world.host_url}, sandbox {world.sandbox_url}", flush=True)
         store = Store(StorageClients(world.storage_connection_string))
@@ -157,9 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         inputs = demo_inputs()
         print(f"\nDropping {len(inputs)} inputs", flush=True)
         drop_inputs(service, inputs)
+        drop_bulk_send(service)
         print("\nFollowing the packages (signers act in the sandbox after a few seconds)", flush=True)
-        rows = follow(store, inputs, args.timeout)
+        progress = BulkProgress(service)
+        rows = follow(store, inputs, args.timeout, progress)
         ok = print_summary(inputs, rows)
+        ok = print_bulk_report(service, progress) and ok
         print(f"\nSigned documents and audit proofs are in the '{names.SIGNED_CONTAINER}' container; "
               f"error reports in '{names.ERRORS_CONTAINER}'.")
         print("Demo " + ("completed: every input reached its expected state." if ok

@@ -13,3 +13,4 @@ def test_the_demo_settles_every_sample_as_expected(capsys: pytest.CaptureFixture
     output = capsys.readouterr().out
     assert "Demo completed" in output
     assert "InputRejected" in output and "error report: signing-errors/" in output
+    assert "Completed: Archived 5, Rejected 1, Skipped 3" in output and "duplicate_key" in output

@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "saturation": ("saturation", "run"),
     "saturation_loaded": ("saturation", "run_loaded"),
     "e2e_throughput": ("e2e_throughput", "run"),
+    "bulk": ("bulk", "run"),
 }
 # Repetitions of the benchmarks whose `run` takes `repeat`: their noisy figures are medians (with .min and
 # .max), repeated inside one world (bench/README.md lists them). 3 keeps a full run under 20 minutes.
@@ -62,6 +63,10 @@ GOALS: dict[str, tuple[str, float]] = {
     "large_doc.throughput_ratio": (">=", 0.8),
     "large_batch.zip_ratio": ("<=", 1.5),
     "timer.scale_ratio": ("<=", 1.5),
+    "bulk.budget_use_pct": (">=", 95),
+    "bulk.throttled_429": ("<=", 0),
+    "bulk.rss_growth_mb": ("<=", 50),
+    "bulk.time_ratio": ("<=", 1.3),
 }
 
 

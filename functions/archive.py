@@ -11,7 +11,7 @@ import json
 import azure.functions as func
 
 from shared.config import Settings
-from shared.logging import invocation_scope, package_scope
+from shared.logging import package_scope
 from shared.storage import names
 
 bp = func.Blueprint()
@@ -23,9 +23,12 @@ def archive_signed_package(message: func.QueueMessage, context: func.Context) ->
     from shared.connective.client import ConnectiveClient
     from shared.pipeline.archive import handle_archive_request
     from shared.storage.store import shared_store
+    from shared.telemetry import SpanKind, invocation, package_step
 
     payload = json.loads(message.get_body())
-    with invocation_scope(context.invocation_id, context.function_name), package_scope(payload.get("packageRef")):
+    ref = payload.get("packageRef")
+    with invocation(context), package_scope(ref), \
+            package_step("package.archive", ref, payload.get("traceparent"), kind=SpanKind.CONSUMER):
         settings = Settings()
         client = ConnectiveClient.from_settings(settings).with_rate_wait(settings.get_float("QUEUE_RATE_WAIT_S"))
         handle_archive_request(shared_store(settings), client, settings, payload)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared.config import Settings
-from shared.logging import invocation_scope, package_scope
+from shared.logging import package_scope
 from shared.pipeline.tokens import CALLBACK_ROUTE, NOTIFICATION_ROUTE, ROUTE_PARAMETERS, presented_token
 from shared.storage import names
 
@@ -50,9 +50,10 @@ def connective_callback(req: func.HttpRequest, context: func.Context) -> func.Ht
     from shared.connective.client import ConnectiveClient
     from shared.pipeline.callbacks import admit, busy_when_contended, claim_from_request, handle_callback
     from shared.storage.store import shared_store
+    from shared.telemetry import invocation
 
     ref = req.route_params.get("packageRef", "")
-    with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
+    with invocation(context), package_scope(ref):
         settings = Settings()
         token = presented_token(dict(req.route_params), dict(req.params))
         refused = admit(settings, ref, token, _declared_length(req), req.get_body)
@@ -70,9 +71,10 @@ def connective_link_request(req: func.HttpRequest, context: func.Context) -> fun
     from shared.connective.client import ConnectiveClient
     from shared.pipeline.callbacks import admit, busy_when_contended, handle_link_request
     from shared.storage.store import shared_store
+    from shared.telemetry import invocation
 
     ref = req.route_params.get("packageRef", "")
-    with invocation_scope(context.invocation_id, context.function_name), package_scope(ref):
+    with invocation(context), package_scope(ref):
         settings = Settings()
         token = presented_token(dict(req.route_params), dict(req.params))
         refused = admit(settings, ref, token, _declared_length(req), req.get_body)
@@ -90,8 +92,11 @@ def refresh_package_status(message: func.QueueMessage, context: func.Context) ->
     from shared.connective.client import ConnectiveClient
     from shared.pipeline.callbacks import handle_status_refresh
     from shared.storage.store import shared_store
+    from shared.telemetry import SpanKind, invocation, package_step
 
     payload = json.loads(message.get_body())
-    with invocation_scope(context.invocation_id, context.function_name), package_scope(payload.get("packageRef")):
+    ref = payload.get("packageRef")
+    with invocation(context), package_scope(ref), \
+            package_step("package.status_refresh", ref, payload.get("traceparent"), kind=SpanKind.CONSUMER):
         settings = Settings()
         handle_status_refresh(shared_store(settings), ConnectiveClient.from_settings(settings), settings, payload)

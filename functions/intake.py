@@ -15,7 +15,7 @@ import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
 from shared.config import Settings
-from shared.logging import get_logger, invocation_scope, log_event, package_scope
+from shared.logging import get_logger, log_event, package_scope
 from shared.storage import names
 
 bp = func.Blueprint()
@@ -36,8 +36,9 @@ _SOURCE = _blob_source(Settings())
                  connection=names.DOCUMENT_STORAGE_CONNECTION, source=_SOURCE)
 def intake_inbox_blob(document: blob.BlobClient, context: func.Context) -> None:
     from shared.pipeline import intake, services
+    from shared.telemetry import invocation
 
-    with invocation_scope(context.invocation_id, context.function_name):
+    with invocation(context):
         settings = services.settings()
         intake.intake_inbox_blob(services.store(settings), settings, document)
 
@@ -47,8 +48,9 @@ def intake_inbox_blob(document: blob.BlobClient, context: func.Context) -> None:
                  connection=names.DOCUMENT_STORAGE_CONNECTION, source=_SOURCE)
 def intake_batch_manifest(manifest: blob.BlobClient, context: func.Context) -> None:
     from shared.pipeline import intake, services
+    from shared.telemetry import invocation
 
-    with invocation_scope(context.invocation_id, context.function_name):
+    with invocation(context):
         settings = services.settings()
         intake.intake_batch_manifest(services.store(settings), settings, manifest)
 
@@ -61,16 +63,19 @@ def create_package_from_request(message: func.QueueMessage, context: func.Contex
     from shared.bulk.spec import is_bulk_package_ref
     from shared.pipeline import creation, services
     from shared.storage.packages import is_valid_package_ref
+    from shared.telemetry import SpanKind, invocation, package_step
 
-    with invocation_scope(context.invocation_id, context.function_name):
+    with invocation(context):
         try:
-            ref = json.loads(message.get_body())["packageRef"]
+            payload = json.loads(message.get_body())
+            ref = payload["packageRef"]
             if not isinstance(ref, str) or not is_valid_package_ref(ref):
                 raise ValueError("not a package reference")
         except (ValueError, KeyError, TypeError):
             log_event(logger, "creation.bad_message", message_id=message.id)
             return  # a message nobody can act on; retrying it would only fill the poison queue
-        with package_scope(ref):
+        with package_scope(ref), \
+                package_step("package.create", ref, payload.get("traceparent"), kind=SpanKind.CONSUMER):
             settings = services.settings()
             # A bulk send's package also draws from the bulk share of the budget (shared.bulk.pacing).
             client = (pacing.bulk_creation_client(settings) if is_bulk_package_ref(ref)

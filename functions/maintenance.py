@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.logging import invocation_scope
-
 bp = func.Blueprint()
 
 
@@ -21,8 +19,9 @@ bp = func.Blueprint()
 def scheduled_upkeep(timer: func.TimerRequest, context: func.Context) -> None:
     from shared.maintenance.runner import run_maintenance
     from shared.pipeline import services
+    from shared.telemetry import invocation
 
-    with invocation_scope(context.invocation_id, context.function_name):
+    with invocation(context):
         settings = services.settings()
         # A short wait for the connection's token: when intake and callbacks are using it, the timer yields.
         client = services.connective(settings, rate_wait_s=settings.get_float("QUEUE_RATE_WAIT_S"))

@@ -11,7 +11,6 @@ import json
 import azure.functions as func
 
 from shared.config import Settings
-from shared.logging import invocation_scope
 from shared.storage import names
 
 bp = func.Blueprint()
@@ -21,8 +20,9 @@ bp = func.Blueprint()
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def deliver_webhook_event(message: func.QueueMessage, context: func.Context) -> None:
     from shared.storage.store import shared_store
+    from shared.telemetry import invocation
     from shared.webhooks.delivery import deliver
 
-    with invocation_scope(context.invocation_id, context.function_name):
+    with invocation(context):
         settings = Settings()
         deliver(settings, shared_store(settings), json.loads(message.get_body()))

@@ -150,6 +150,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEBHOOK_ALLOW_LOOPBACK", "false", "Allow http and loopback subscriber URLs (local runs only)."),
     Setting("API_MAX_BODY_MB", "40", "Largest HTTP API request body, in MB."),
     Setting("API_LINK_EXPIRY_MIN", "15", "Minutes the document download links (SAS) of the HTTP API stay valid."),
+    # Telemetry (shared.telemetry, docs/OPERATIONS.md).
+    Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", "",
+            "Application Insights connection string; when set, traces, logs and metrics go there through "
+            "OpenTelemetry. Empty: nothing is exported to Azure."),
+    Setting("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "",
+            "`Authorization=AAD;ClientId=<identity client id>`: telemetry is sent with that managed identity."),
+    Setting("PYTHON_ENABLE_OPENTELEMETRY", "false",
+            "Read by the Python worker: `true` attaches each invocation's trace context (sent by the host, "
+            "host.json `telemetryMode: OpenTelemetry`) before the function runs."),
+    Setting("TELEMETRY_EXPORTER", "none",
+            "Local telemetry without Azure: `console` (stderr), `otlp` (OTEL_EXPORTER_OTLP_ENDPOINT, "
+            "http/protobuf) or `jsonl` (files under TELEMETRY_JSONL_DIR); `none` exports nothing."),
+    Setting("TELEMETRY_JSONL_DIR", "telemetry",
+            "Directory of the `jsonl` exporter's files, one per process and signal (spans-<pid>.jsonl, ...)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

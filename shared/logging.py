@@ -14,7 +14,7 @@ import contextvars
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +61,21 @@ def _redact_value(key: str, value: Any) -> Any:
     return value
 
 
+def redact_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Structured fields as they may leave the process: in a log line or as telemetry attributes."""
+    return {key: _redact_value(key, value) for key, value in fields.items()}
+
+
+def context_fields() -> dict[str, str]:
+    """The invocation id, function name and package reference bound by the enclosing scopes."""
+    entry: dict[str, str] = {}
+    for key, var in (("invocation_id", _invocation_id), ("function", _function_name), ("package_ref", _package_ref)):
+        value = var.get()
+        if value is not None:
+            entry[key] = value
+    return entry
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line, with context fields and redaction."""
 
@@ -70,15 +85,11 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "event": redact_text(record.getMessage()),
+            **context_fields(),
         }
-        for key, var in (("invocation_id", _invocation_id), ("function", _function_name),
-                         ("package_ref", _package_ref)):
-            value = var.get()
-            if value is not None:
-                entry[key] = value
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            entry.update({k: _redact_value(k, v) for k, v in fields.items()})
+            entry.update(redact_fields(fields))
         if record.exc_info:
             entry["error"] = redact_text(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -97,7 +108,8 @@ def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **f
 def configure(level: int = logging.INFO, stream: Any = None) -> None:
     """Install the JSON formatter on the root logger (the local host and tools call this once).
 
-    In Azure the worker owns the root handler; the context fields still travel in `fields`.
+    In Azure the worker owns the root handler; the context fields still travel in `fields`, and
+    shared.telemetry turns them into attributes of the exported log records (customDimensions).
     """
     root = logging.getLogger()
     for handler in root.handlers:

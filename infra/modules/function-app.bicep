@@ -127,6 +127,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Telemetry with Entra ID auth (local auth is off on the component).
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // The worker attaches each invocation's trace context (host.json telemetryMode: OpenTelemetry);
+    // the app installs the Azure Monitor exporters itself (shared/telemetry/setup.py).
+    PYTHON_ENABLE_OPENTELEMETRY: 'true'
+    TELEMETRY_EXPORTER: 'none'
+    TELEMETRY_JSONL_DIR: ''
     // Connective connection.
     CONNECTIVE_BASE_URL: connectiveBaseUrl
     CONNECTIVE_USERNAME: '${keyVaultPrefix}CONNECTIVE-USERNAME)'

@@ -17,8 +17,9 @@ from shared.api.operations import find, methods_of
 from shared.api.problems import ApiProblem, problem_response
 from shared.config import Settings
 from shared.connective import errors
-from shared.logging import get_logger, invocation_scope, log_event
+from shared.logging import get_logger, log_event
 from shared.storage.store import Store
+from shared.telemetry import invocation
 
 _log = get_logger(__name__)
 
@@ -48,9 +49,7 @@ def connective_problem(error: errors.ConnectiveError | errors.RateLimitDeferred)
 def handle(route: str, req: func.HttpRequest, context: func.Context | None = None, *,
            settings: Settings | None = None, store: Store | None = None) -> func.HttpResponse:
     started = time.monotonic()
-    invocation_id = getattr(context, "invocation_id", None)
-    function_name = getattr(context, "function_name", None)
-    with invocation_scope(invocation_id, function_name):
+    with invocation(context):
         response = _answer(route, req, settings or Settings(), store)
         log_event(_log, "api.request", method=req.method, route=route, status=response.status_code,
                   duration_ms=round((time.monotonic() - started) * 1000))

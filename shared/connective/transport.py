@@ -19,8 +19,11 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from requests.adapters import HTTPAdapter
 
 from shared.connective import counters
@@ -42,6 +45,20 @@ from shared.logging import get_logger, log_event, register_secrets
 logger = get_logger("shared.connective")
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
+
+# Traces and metrics through the OpenTelemetry API only (as azure-core does): no-ops until the app
+# installs an SDK. One CLIENT span per attempt, i.e. per request sent (Application Insights shows it
+# as a dependency); attributes never hold a body, a credential or a document byte.
+_tracer = trace.get_tracer("shared.connective")
+_meter = metrics.get_meter("shared.connective")
+_calls = _meter.create_counter(
+    "connective.calls", unit="{call}",
+    description="Requests sent to Connective (each took a rate token), by operation and status.")
+_deferrals = _meter.create_counter("connective.deferrals", unit="{call}",
+                                   description="Calls that found no rate token within their wait; nothing was sent.")
+_rate_wait = _meter.create_histogram("connective.rate_wait", unit="s",
+                                     description="Time spent waiting for a rate token.")
+
 
 
 def build_session(config: ConnectiveConfig) -> requests.Session:
@@ -77,6 +94,7 @@ class _Attempt:
     number: int
     started: float
     send_delay_s: float | None = None
+    span: trace.Span = trace.INVALID_SPAN
 
 
 class Transport:
@@ -89,6 +107,7 @@ class Transport:
         self.session = session or build_session(config)
         self.clock = clock or Clock()
         self.policy = policy or RetryPolicy(config.retry)
+        self._server = urlsplit(config.base_url).hostname or ""
         register_connection_secrets(config)
 
     def url(self, operation: Operation, path: str) -> str:
@@ -129,7 +148,8 @@ class Transport:
                 error: ConnectiveError = self._transport_error(operation, exc, verdict, sent)
                 possibly_applied = possibly_applied or sent
                 delay = self._retry_delay(verdict, number, first_sent_at, None)
-                self._log(context, attempt, status=None, error_code=type(exc).__name__, retry_in_s=delay)
+                self._log(context, attempt, status=None, error_code=type(exc).__name__, retry_in_s=delay,
+                          ambiguous=verdict is Verdict.AMBIGUOUS, possibly_applied=possibly_applied)
                 if delay is None:
                     raise error from exc
                 self.clock.sleep(delay)
@@ -147,7 +167,8 @@ class Transport:
                 self.limiter.pause(retry_after or 0.0)
                 counters.count(counters.THROTTLED, operation=operation.name)
             delay = self._retry_delay(verdict, number, first_sent_at, retry_after, rate_wait_s)
-            self._log(context, attempt, status=status, error_code=http_error.error_code, retry_in_s=delay)
+            self._log(context, attempt, status=status, error_code=http_error.error_code, retry_in_s=delay,
+                      ambiguous=verdict is Verdict.AMBIGUOUS, possibly_applied=http_error.possibly_applied)
             if verdict is Verdict.AMBIGUOUS:
                 raise self._ambiguous(operation, f"HTTP {status} after the request was sent", status) from http_error
             if delay is None:
@@ -169,16 +190,21 @@ class Transport:
         prepared = self.session.prepare_request(requests.Request(
             operation.method, url, params=query, data=data, headers={**headers, **body_headers}))
         late = 0
+        waiting_since = time.perf_counter()
         while True:
             try:
                 permit = self.limiter.acquire(wait_s)
             except RateLimitDeferred as deferred:
+                _deferrals.add(1, {"operation": operation.name})
                 log_event(logger, "connective.deferred", **context, attempt=number,
                           retry_after_s=round(deferred.retry_after_s, 3))
                 raise
             attempt = _Attempt(number, time.perf_counter())
             if permit.leave():
                 attempt.send_delay_s = permit.delay_s
+                rate_wait_s = attempt.started - waiting_since
+                _rate_wait.record(rate_wait_s, {"operation": operation.name})
+                attempt.span = _start_span(operation, context, self._server, number, rate_wait_s)
                 return attempt, prepared
             late += 1
             counters.count(counters.LATE_PERMIT, operation=operation.name)
@@ -237,11 +263,44 @@ class Transport:
 
     @staticmethod
     def _log(context: dict[str, Any], attempt: _Attempt, *, status: int | None, error_code: str | None,
-             retry_in_s: float | None) -> None:
+             retry_in_s: float | None, ambiguous: bool = False, possibly_applied: bool = False) -> None:
         ok = status is not None and status < 400
+        _end_span(attempt.span, context["operation"], status=status, error_code=error_code, retry_in_s=retry_in_s,
+                  ambiguous=ambiguous, possibly_applied=possibly_applied)
         delay_ms = None if attempt.send_delay_s is None else round(attempt.send_delay_s * 1000, 1)
         log_event(logger, "connective.call", logging.INFO if ok else logging.WARNING, **context,
                   status=status, duration_ms=round((time.perf_counter() - attempt.started) * 1000, 1),
                   send_delay_ms=delay_ms,
                   attempt=attempt.number, error_code=error_code,
                   retry_in_s=None if retry_in_s is None else round(retry_in_s, 3))
+
+
+def _start_span(operation: Operation, context: dict[str, Any], server: str, attempt: int,
+                rate_wait_s: float) -> trace.Span:
+    """The attempt's dependency span: what was called and how long it waited, never what was sent."""
+    attributes: dict[str, Any] = {
+        "connective.operation": operation.name, "http.request.method": operation.method,
+        "url.template": operation.path, "server.address": server,
+        "connective.attempt": attempt, "connective.rate_wait_ms": round(rate_wait_s * 1000, 3),
+    }
+    if context.get("package_id"):
+        attributes["connective.package_id"] = context["package_id"]
+    return _tracer.start_span(f"Connective {operation.name}", kind=SpanKind.CLIENT, attributes=attributes)
+
+
+def _end_span(span: trace.Span, operation: str, *, status: int | None, error_code: str | None,
+              retry_in_s: float | None, ambiguous: bool, possibly_applied: bool) -> None:
+    _calls.add(1, {"operation": operation, "status": str(status) if status is not None else "error"})
+    if not span.is_recording():
+        return
+    if status is not None:
+        span.set_attribute("http.response.status_code", status)
+    if error_code:
+        span.set_attribute("connective.error_code", error_code)
+    if retry_in_s is not None:
+        span.set_attribute("connective.retry_in_s", round(retry_in_s, 3))
+    span.set_attribute("connective.ambiguous", ambiguous)
+    span.set_attribute("connective.possibly_applied", possibly_applied)
+    if status is None or status >= 400:
+        span.set_status(Status(StatusCode.ERROR, error_code or f"HTTP {status}"))
+    span.end()

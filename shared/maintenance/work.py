@@ -39,6 +39,7 @@ from shared.storage import names
 from shared.storage.packages import PackageRecord
 from shared.storage.schedule import DuePolicy, WorkKind, last_heard_of
 from shared.storage.store import Store
+from shared.telemetry import with_trace
 
 _log = get_logger(__name__)
 
@@ -223,7 +224,7 @@ def _resend(context: WorkContext, record: PackageRecord, stuck: StuckRequest, **
         return Outcome.NOT_DUE
     # Sent before it is counted: a crash in between sends it once more later, which is harmless, while
     # counting first could lose the message.
-    context.store.clients.send_json(stuck.queue, stuck.message(record.ref))
+    context.store.clients.send_json(stuck.queue, with_trace(stuck.message(record.ref), record.trace_parent))
     seen: int = getattr(record, stuck.resends)
 
     def change(row: PackageRecord) -> bool:

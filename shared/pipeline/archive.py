@@ -38,6 +38,7 @@ import json
 import re
 import shutil
 import tempfile
+import time
 import xml.etree.ElementTree as ElementTree
 import zipfile
 from collections import deque
@@ -66,6 +67,7 @@ from shared.storage import names
 from shared.storage.packages import PackageRecord, utcnow
 from shared.storage.status import PackageStatus
 from shared.storage.store import Store
+from shared.telemetry import archive_bytes, archive_duration
 from shared.webhooks.publish import EventType, publish_event
 
 _log = get_logger(__name__)
@@ -574,6 +576,7 @@ def handle_archive_request(store: Store, client: ConnectiveClient, settings: Set
     message, so neither counts towards the poison queue.
     """
     ref = str(message.get("packageRef") or "")
+    started = time.monotonic()
     try:
         result = archive_package(store, client, settings, ref)
     except (RateLimitDeferred, ThrottledError) as error:
@@ -587,6 +590,9 @@ def handle_archive_request(store: Store, client: ConnectiveClient, settings: Set
     except NotFoundError as error:
         _note_error(store, ref, f"package not found at Connective: {error}")
         return ArchiveResult(ArchiveOutcome.GAVE_UP, detail=str(error))
+    if result.outcome is ArchiveOutcome.ARCHIVED:
+        archive_duration.record(time.monotonic() - started)
+        archive_bytes.add(sum(int(entry.get("size") or 0) for entry in result.files))
     if result.outcome in (ArchiveOutcome.NOT_FINISHED, ArchiveOutcome.NO_ROW):
         log_event(_log, "archive.dropped", package_ref=ref, outcome=result.outcome.value, detail=result.detail)
     return result

@@ -50,6 +50,7 @@ from shared.storage import names
 from shared.storage.packages import ConcurrentUpdateError, PackageRecord, is_valid_package_ref, utcnow
 from shared.storage.status import FINAL_STATUSES, PackageStatus
 from shared.storage.store import Store
+from shared.telemetry import SpanKind, callback_auth_failures, package_step
 from shared.webhooks.publish import EventType, publish_event
 
 _log = get_logger(__name__)
@@ -180,6 +181,7 @@ def authenticate(store: Store, settings: Settings, ref: str, token: str | None) 
                                                                                           PackageRecord | None]:
     """401 for a bad token (checked before anything else), 404 for an unknown package."""
     if not verify_callback_token(settings, ref, token):
+        callback_auth_failures.add(1)
         return Reply(Outcome.UNAUTHORIZED, 401, "missing or invalid callback token"), None
     record = store.packages.get(ref) if is_valid_package_ref(ref) else None
     if record is None:
@@ -196,6 +198,15 @@ def handle_callback(store: Store, client: ConnectiveClient, settings: Settings, 
     refused, record = authenticate(store, settings, ref, token)
     if refused is not None or record is None:
         return refused or Reply(Outcome.NOT_FOUND, 404)
+    with package_step("package.callback", ref, record.trace_parent, kind=SpanKind.SERVER,
+                      **{"callback.claimed_status": claim.package_status}) as span:
+        reply = _handle_authenticated_callback(store, client, settings, ref, claim, record)
+        span.set_attribute("callback.outcome", reply.outcome.value)
+        return reply
+
+
+def _handle_authenticated_callback(store: Store, client: ConnectiveClient, settings: Settings, ref: str,
+                                   claim: CallbackClaim, record: PackageRecord) -> Reply:
     if record.status in FINAL_STATUSES:
         # Nothing about a final row changes: the callback goes to the history only, so a flood of late
         # callbacks never contends for the row.

@@ -35,6 +35,7 @@ from shared.storage import names
 from shared.storage.packages import PackageRecord, RecordTooLarge
 from shared.storage.status import UNCREATED, PackageStatus
 from shared.storage.store import Store
+from shared.telemetry import TRACEPARENT, current_traceparent, intake_rejections, package_step
 from shared.webhooks.delivery import url_policy
 from shared.webhooks.publish import EventType, publish_event
 from shared.webhooks.ssrf import UnsafeUrlError, check_url
@@ -104,6 +105,11 @@ class StoredDocument(BaseModel):
     last_page_size: tuple[float, float]
     signature_fields: list[str] = []
     markers_found: list[str] = []
+
+
+def uploaded_trace(metadata: dict[str, str]) -> str | None:
+    """The uploader's W3C trace context, when it put one in the blob's `traceparent` metadata."""
+    return next((value for key, value in metadata.items() if key.lower() == TRACEPARENT), None)
 
 
 def max_document_bytes(settings: Settings) -> int:
@@ -246,6 +252,7 @@ def record_accepted(store: Store, *, ref: str, source: str, source_uri: str, req
         reminder_policy=request.reminders.to_json_dict() if request.reminders else {},
         subscribers=list(request.subscribers),
         bulk_job=bulk[0] if bulk else None, bulk_row=bulk[1] if bulk else None,
+        trace_parent=current_traceparent(),
         # Matched to Connective's actors by email at the first status read (status_sync).
         signers=[{"email": str(signer.email), "name": signer.name, "type": signer.type, "order": signer.order}
                  for signer in request.signers],
@@ -321,6 +328,7 @@ def _announce_rejection(store: Store, record: PackageRecord, rejection: Rejectio
         "packageRef": record.ref, "source": record.source_uri, "code": rejection.code,
         "message": rejection.message, "errorReport": record.error_report,
     })
+    intake_rejections.add(1, {"reason": rejection.code})
     log_event(logger, "intake.rejected", logging.WARNING, code=rejection.code, reason=rejection.message[:300],
               report=record.error_report)
 
@@ -381,7 +389,7 @@ def intake_inbox_blob(store: Store, settings: Settings, blob: BlobClient) -> Pac
         log_event(logger, "intake.blob_gone", blob=blob.blob_name)
         return None
     ref = package_ref_for_blob("inb", described.container, described.name, described.etag)
-    with package_scope(ref):
+    with package_scope(ref), package_step("package.intake", ref, uploaded_trace(described.metadata)):
         if _already_handled(store, ref):
             return store.packages.get(ref)
         try:
@@ -513,7 +521,7 @@ def intake_batch_manifest(store: Store, settings: Settings, manifest_blob: BlobC
         log_event(logger, "intake.blob_gone", blob=manifest_blob.blob_name)
         return None
     ref = package_ref_for_blob("bat", described.container, described.name, described.etag)
-    with package_scope(ref):
+    with package_scope(ref), package_step("package.intake", ref, uploaded_trace(described.metadata)):
         if _already_handled(store, ref):
             return store.packages.get(ref)
         try:

@@ -28,6 +28,7 @@ from azure.storage.queue import (
 
 from shared.config import Settings
 from shared.storage.names import DOCUMENT_STORAGE_CONNECTION
+from shared.telemetry import carrier_with_trace
 
 BLOB_READ_BYTES = 8 * 1024 * 1024
 _created: set[tuple[str, str, str]] = set()
@@ -120,7 +121,8 @@ class StorageClients:
         return client
 
     def send_json(self, queue_name: str, payload: dict[str, Any], delay_s: int = 0) -> None:
-        """Enqueue one JSON message, visible after `delay_s` seconds."""
+        """Enqueue one JSON message, visible after `delay_s` seconds, carrying the current trace context."""
         self.queue(queue_name).send_message(
-            json.dumps(payload, separators=(",", ":")), visibility_timeout=max(0, int(delay_s)) or None
+            json.dumps(carrier_with_trace(payload), separators=(",", ":")),
+            visibility_timeout=max(0, int(delay_s)) or None,
         )

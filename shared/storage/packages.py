@@ -21,6 +21,7 @@ from azure.data.tables import TableClient, UpdateMode
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.storage.status import PackageStatus
+from shared.telemetry import package_transitions
 
 ROW_KEY = "package"
 # packageRefs are used as PartitionKeys, in URLs and in blob paths: keep them to a safe alphabet.
@@ -84,6 +85,8 @@ class PackageRecord(BaseModel):
     archive_requested_at: datetime | None = None  # an archive-requests message was sent
     archive_attempts: int = 0  # archive runs that found the package not ready (409) or failed
     connective_deleted_at: datetime | None = None  # deleted at Connective after archiving
+    # W3C traceparent of the step that accepted the package: callbacks and the timer continue its trace.
+    trace_parent: str | None = None
     creation_resends: int = 0  # creation requests the timer sent again for this row while it was stuck
     archive_resends: int = 0  # archive requests the timer sent again for this row while it sat in Finished
     # Due time held by this package's PackageSchedule row of each kind (shared.storage.schedule); never later
@@ -187,6 +190,7 @@ class PackageRepository:
             record.etag = metadata.get("etag")
             if after_write is not None:
                 after_write()
+            package_transitions.add(1, {"status": record.status.value})
             return record, True
         except ResourceExistsError:
             existing = self.get(record.ref)
@@ -219,10 +223,14 @@ class PackageRepository:
             record = current.model_copy(deep=True) if attempt == 0 and current is not None else self.get(ref)
             if record is None:
                 return None
+            before = record.status
             if not change(record):
                 return record
             try:
-                return self.replace(record)
+                stored = self.replace(record)
+                if stored.status is not before:
+                    package_transitions.add(1, {"status": stored.status.value})
+                return stored
             except HttpResponseError as error:
                 if error.status_code != 412:
                     raise

@@ -29,6 +29,7 @@ from shared.config import Settings
 from shared.logging import get_logger, log_event, package_scope
 from shared.storage import names
 from shared.storage.store import Store
+from shared.telemetry import TRACEPARENT, SpanKind, current_span, mark_error, package_step, webhook_deliveries
 from shared.webhooks.events import WebhookEvent
 from shared.webhooks.publish import delivery_message, subscriptions
 from shared.webhooks.signing import EVENT_TYPE_HEADER, signed_headers
@@ -141,29 +142,46 @@ def deliver(settings: Settings, store: Store, message: dict[str, Any]) -> Delive
     subscription_id = str(message["subscriptionId"])
     fields: dict[str, Any] = {"event_id": event.id, "event_type": event.type.value, "subscription_id": subscription_id,
               "attempt": attempt}
-    with package_scope(event.package_ref):
-        repository = subscriptions(store)
-        subscription = repository.get(subscription_id)
-        if subscription is None:
-            log_event(_log, "webhook.dropped", reason="subscription removed", **fields)
-            return DeliveryResult(Outcome.DROPPED, attempt)
-        host = urlsplit(subscription.url).hostname
-        status, error, retry_after = _post(settings, subscription.url, event)
-        if error is None:
-            log_event(_log, "webhook.delivered", status=status, host=host, **fields)
-            return DeliveryResult(Outcome.DELIVERED, attempt, status)
-        if status == 410:
-            repository.remove(subscription_id)
-            log_event(_log, "webhook.dropped", reason="receiver answered 410 Gone", host=host, **fields)
-            return DeliveryResult(Outcome.DROPPED, attempt, status, error)
-        if attempt >= settings.get_int("WEBHOOK_MAX_ATTEMPTS"):
-            _dead_letter(store, message, error)
-            log_event(_log, "webhook.dead_lettered", logging.ERROR, status=status, error=error, host=host,
-                      **fields)
-            return DeliveryResult(Outcome.DEAD_LETTERED, attempt, status, error)
-        delay = retry_delay_s(settings, attempt, retry_after)
-        store.clients.send_json(names.WEBHOOK_EVENTS_QUEUE,
-                                delivery_message(subscription_id, event, attempt + 1), delay_s=delay)
-        log_event(_log, "webhook.retry_scheduled", logging.WARNING, status=status, error=error, host=host,
-                  delay_s=delay, **fields)
-        return DeliveryResult(Outcome.RETRY_SCHEDULED, attempt, status, error, delay)
+    with package_scope(event.package_ref), \
+            package_step("webhook.delivery", event.package_ref, message.get(TRACEPARENT), kind=SpanKind.CONSUMER,
+                         **{"webhook.event_type": event.type.value, "webhook.subscription_id": subscription_id,
+                            "webhook.attempt": attempt}) as span:
+        result = _deliver(settings, store, message, event, fields)
+        span.set_attribute("webhook.outcome", result.outcome.value)
+        if result.status_code is not None:
+            span.set_attribute("http.response.status_code", result.status_code)
+        if result.outcome is not Outcome.DELIVERED:
+            mark_error(span, result.outcome.value)
+        webhook_deliveries.add(1, {"outcome": result.outcome.value})
+        return result
+
+
+def _deliver(settings: Settings, store: Store, message: dict[str, Any], event: WebhookEvent,
+             fields: dict[str, Any]) -> DeliveryResult:
+    attempt, subscription_id = fields["attempt"], fields["subscription_id"]
+    repository = subscriptions(store)
+    subscription = repository.get(subscription_id)
+    if subscription is None:
+        log_event(_log, "webhook.dropped", reason="subscription removed", **fields)
+        return DeliveryResult(Outcome.DROPPED, attempt)
+    host = urlsplit(subscription.url).hostname
+    current_span().set_attribute("server.address", host or "")  # the host only: a query may hold a signature
+    status, error, retry_after = _post(settings, subscription.url, event)
+    if error is None:
+        log_event(_log, "webhook.delivered", status=status, host=host, **fields)
+        return DeliveryResult(Outcome.DELIVERED, attempt, status)
+    if status == 410:
+        repository.remove(subscription_id)
+        log_event(_log, "webhook.dropped", reason="receiver answered 410 Gone", host=host, **fields)
+        return DeliveryResult(Outcome.DROPPED, attempt, status, error)
+    if attempt >= settings.get_int("WEBHOOK_MAX_ATTEMPTS"):
+        _dead_letter(store, message, error)
+        log_event(_log, "webhook.dead_lettered", logging.ERROR, status=status, error=error, host=host,
+                  **fields)
+        return DeliveryResult(Outcome.DEAD_LETTERED, attempt, status, error)
+    delay = retry_delay_s(settings, attempt, retry_after)
+    store.clients.send_json(names.WEBHOOK_EVENTS_QUEUE,
+                            delivery_message(subscription_id, event, attempt + 1), delay_s=delay)
+    log_event(_log, "webhook.retry_scheduled", logging.WARNING, status=status, error=error, host=host,
+              delay_s=delay, **fields)
+    return DeliveryResult(Outcome.RETRY_SCHEDULED, attempt, status, error, delay)

@@ -1,0 +1,230 @@
+"""Installs the OpenTelemetry SDK and exporters, once per process, when the settings ask for them.
+
+- `APPLICATIONINSIGHTS_CONNECTION_STRING` set: the Azure Monitor distro (`azure-monitor-opentelemetry`)
+  exports traces, logs and metrics to Application Insights, authenticating with the app's managed
+  identity when `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` names one (local auth is off in infra/).
+- `TELEMETRY_EXPORTER` = `console` (stderr), `otlp` (an OTLP/HTTP collector at
+  `OTEL_EXPORTER_OTLP_ENDPOINT`) or `jsonl` (JSON lines under `TELEMETRY_JSONL_DIR`, one file per
+  process): the same telemetry without Azure, for `make run` and the tests.
+- Neither: nothing is installed and nothing is exported; the API stays a no-op.
+
+The Functions worker attaches each invocation's trace context when PYTHON_ENABLE_OPENTELEMETRY is
+true. The app configures the exporters itself (rather than PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY,
+which has the worker call the distro with its defaults) because every export must pass through the
+redaction processors below, and the distro's `requests`/`urllib3` instrumentation must stay off: the
+Connective client traces its own calls, and webhook subscriber URLs carry signatures in their query.
+Storage calls are traced through azure-core's OpenTelemetry plugin.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from shared.config import Settings
+from shared.logging import REDACTED, redact_fields, redact_text
+
+EXPORTERS = ("none", "console", "otlp", "jsonl")
+# The distro's instrumentations this app does not want (see the module docstring); azure_sdk stays on.
+_DISABLED_INSTRUMENTATIONS = ("requests", "urllib", "urllib3", "django", "fastapi", "flask", "psycopg2")
+_log = logging.getLogger(__name__)
+
+
+def wanted(settings: Settings) -> bool:
+    return bool(settings.raw("APPLICATIONINSIGHTS_CONNECTION_STRING")) or _exporter(settings) != "none"
+
+
+def _exporter(settings: Settings) -> str:
+    value = (settings.raw("TELEMETRY_EXPORTER") or "none").strip().lower()
+    if value not in EXPORTERS:
+        raise ValueError(f"TELEMETRY_EXPORTER must be one of {', '.join(EXPORTERS)}, not {value!r}")
+    return value
+
+
+def configure_from_settings(settings: Settings | None = None) -> bool:
+    """Install the providers the settings ask for. True when anything will be exported."""
+    settings = settings or Settings()
+    if not wanted(settings):
+        return False
+    span_processors: list[Any] = [RedactingSpanProcessor()]
+    log_processors: list[Any] = [RedactingLogRecordProcessor()]
+    metric_readers: list[Any] = []
+    _add_local_exporter(settings, span_processors, log_processors, metric_readers)
+    connection_string = settings.raw("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    if connection_string:
+        _configure_azure_monitor(settings, connection_string, span_processors, log_processors, metric_readers)
+    else:
+        _configure_sdk(span_processors, log_processors, metric_readers)
+    _route_logs_through_redaction()
+    return True
+
+
+def _configure_azure_monitor(settings: Settings, connection_string: str, span_processors: list[Any],
+                             log_processors: list[Any], metric_readers: list[Any]) -> None:
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")
+    options: dict[str, Any] = {
+        "connection_string": connection_string,
+        "span_processors": span_processors,
+        "log_record_processors": log_processors,
+        "metric_readers": metric_readers,
+        "logger_name": "",  # the root logger: every module's records, with their fields as attributes
+        "instrumentation_options": {name: {"enabled": False} for name in _DISABLED_INSTRUMENTATIONS},
+    }
+    credential = _credential(settings.raw("APPLICATIONINSIGHTS_AUTHENTICATION_STRING") or "")
+    if credential is not None:
+        options["credential"] = credential
+    configure_azure_monitor(**options)
+
+
+def _credential(authentication: str) -> Any:
+    """A managed identity credential for `Authorization=AAD[;ClientId=…]`, as the Functions host reads it."""
+    parts = dict(part.split("=", 1) for part in authentication.split(";") if "=" in part)
+    if parts.get("Authorization", "").upper() != "AAD":
+        return None
+    from azure.identity import ManagedIdentityCredential
+
+    return ManagedIdentityCredential(client_id=parts.get("ClientId") or None)
+
+
+def _configure_sdk(span_processors: list[Any], log_processors: list[Any], metric_readers: list[Any]) -> None:
+    from azure.core.settings import settings as azure_settings
+    from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
+    from opentelemetry import metrics, trace
+    from opentelemetry._logs import set_logger_provider
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "connective-signing")})
+    tracer_provider = TracerProvider(resource=resource)
+    for processor in span_processors:
+        tracer_provider.add_span_processor(processor)
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=metric_readers, resource=resource))
+    logger_provider = LoggerProvider(resource=resource)
+    for log_processor in log_processors:
+        logger_provider.add_log_record_processor(log_processor)
+    set_logger_provider(logger_provider)
+    logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
+    azure_settings.tracing_implementation = OpenTelemetrySpan  # storage calls become dependency spans
+
+
+def _add_local_exporter(settings: Settings, span_processors: list[Any], log_processors: list[Any],
+                        metric_readers: list[Any]) -> None:
+    exporter = _exporter(settings)
+    if exporter == "none":
+        return
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, SimpleLogRecordProcessor
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    interval_ms = 5000
+    if exporter == "console":
+        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        span_processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
+        log_processors.append(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
+        metric_readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(),
+                                                            export_interval_millis=interval_ms * 6))
+    elif exporter == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError as error:
+            raise RuntimeError("TELEMETRY_EXPORTER=otlp needs opentelemetry-exporter-otlp-proto-http "
+                               "(requirements-dev.txt)") from error
+        span_processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+        log_processors.append(BatchLogRecordProcessor(OTLPLogExporter()))
+        metric_readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval_ms))
+    else:
+        from shared.telemetry.jsonl import JsonLinesExporter
+
+        directory = settings.raw("TELEMETRY_JSONL_DIR") or "telemetry"
+        sink = JsonLinesExporter(directory)
+        # Written as each span ends, so a test can wait for the span it expects.
+        span_processors.append(SimpleSpanProcessor(sink.spans))
+        log_processors.append(SimpleLogRecordProcessor(sink.logs))
+        metric_readers.append(PeriodicExportingMetricReader(sink.metrics, export_interval_millis=interval_ms))
+
+
+def _route_logs_through_redaction() -> None:
+    """The JSON console handler stays; library loggers that echo request headers stay at WARNING."""
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("azure.monitor.opentelemetry.exporter").setLevel(logging.WARNING)
+
+
+def _redact_attribute(key: str, value: Any) -> Any:
+    redacted = redact_fields({key: value})[key]
+    if isinstance(redacted, str | bool | int | float):
+        return redacted
+    if isinstance(redacted, list | tuple) and all(isinstance(v, str | bool | int | float) for v in redacted):
+        return list(redacted)
+    return redact_text(str(redacted))
+
+
+def redact_attributes(attributes: Any) -> dict[str, Any]:
+    return {key: _redact_attribute(key, value) for key, value in dict(attributes or {}).items()}
+
+
+class RedactingSpanProcessor:
+    """First span processor: the exporters after it see attributes and events already redacted."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: Any) -> None:
+        from opentelemetry.sdk.trace import Event
+
+        span._attributes = redact_attributes(span.attributes)  # the snapshot every exporter reads
+        if span.events:
+            span._events = tuple(Event(event.name, redact_attributes(event.attributes), event.timestamp)
+                                 for event in span.events)
+        if span.status.description:
+            from opentelemetry.trace import Status
+
+            span._status = Status(span.status.status_code, redact_text(span.status.description))
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class RedactingLogRecordProcessor:
+    """First log processor: the structured fields of `log_event` become attributes (customDimensions),
+    redacted the same way as the JSON log lines; the message and any exception text are redacted too."""
+
+    def on_emit(self, log_record: Any) -> None:
+        record = log_record.log_record
+        attributes = dict(record.attributes or {})
+        fields = attributes.pop("fields", None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                attributes.setdefault(str(key), value)
+        from shared.logging import context_fields
+
+        for key, value in context_fields().items():
+            attributes.setdefault(key, value)
+        cleaned = redact_attributes(attributes)
+        record.attributes.clear()
+        record.attributes.update(cleaned)
+        if isinstance(record.body, str):
+            record.body = redact_text(record.body)
+        elif record.body is not None and not isinstance(record.body, bool | int | float):
+            record.body = REDACTED
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -23,7 +23,6 @@ import os
 from typing import Any
 
 from shared.config import Settings
-from shared.logging import REDACTED, redact_fields, redact_text
 
 EXPORTERS = ("none", "console", "otlp", "jsonl")
 # The distro's instrumentations this app does not want (see the module docstring); azure_sdk stays on.
@@ -47,6 +46,8 @@ def configure_from_settings(settings: Settings | None = None) -> bool:
     settings = settings or Settings()
     if not wanted(settings):
         return False
+    from shared.telemetry.redaction import RedactingLogRecordProcessor, RedactingSpanProcessor
+
     span_processors: list[Any] = [RedactingSpanProcessor()]
     log_processors: list[Any] = [RedactingLogRecordProcessor()]
     metric_readers: list[Any] = []
@@ -160,71 +161,3 @@ def _route_logs_through_redaction() -> None:
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("azure.monitor.opentelemetry.exporter").setLevel(logging.WARNING)
-
-
-def _redact_attribute(key: str, value: Any) -> Any:
-    redacted = redact_fields({key: value})[key]
-    if isinstance(redacted, str | bool | int | float):
-        return redacted
-    if isinstance(redacted, list | tuple) and all(isinstance(v, str | bool | int | float) for v in redacted):
-        return list(redacted)
-    return redact_text(str(redacted))
-
-
-def redact_attributes(attributes: Any) -> dict[str, Any]:
-    return {key: _redact_attribute(key, value) for key, value in dict(attributes or {}).items()}
-
-
-class RedactingSpanProcessor:
-    """First span processor: the exporters after it see attributes and events already redacted."""
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        pass
-
-    def on_end(self, span: Any) -> None:
-        from opentelemetry.sdk.trace import Event
-
-        span._attributes = redact_attributes(span.attributes)  # the snapshot every exporter reads
-        if span.events:
-            span._events = tuple(Event(event.name, redact_attributes(event.attributes), event.timestamp)
-                                 for event in span.events)
-        if span.status.description:
-            from opentelemetry.trace import Status
-
-            span._status = Status(span.status.status_code, redact_text(span.status.description))
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-class RedactingLogRecordProcessor:
-    """First log processor: the structured fields of `log_event` become attributes (customDimensions),
-    redacted the same way as the JSON log lines; the message and any exception text are redacted too."""
-
-    def on_emit(self, log_record: Any) -> None:
-        record = log_record.log_record
-        attributes = dict(record.attributes or {})
-        fields = attributes.pop("fields", None)
-        if isinstance(fields, dict):
-            for key, value in fields.items():
-                attributes.setdefault(str(key), value)
-        from shared.logging import context_fields
-
-        for key, value in context_fields().items():
-            attributes.setdefault(key, value)
-        cleaned = redact_attributes(attributes)
-        record.attributes.clear()
-        record.attributes.update(cleaned)
-        if isinstance(record.body, str):
-            record.body = redact_text(record.body)
-        elif record.body is not None and not isinstance(record.body, bool | int | float):
-            record.body = REDACTED
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True

@@ -51,6 +51,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "startup.import_ratio": ("<=", 1.3),
     "sandbox.status_rps": (">=", 500),
     "client.overhead_ratio": ("<=", 1.2),
+    "client.overhead_ratio_traced": ("<=", 1.2),
     "client.stream_peak_rss_ratio": ("<=", 1.5),
     "saturation.budget_use_pct": (">=", 95),
     "saturation.throttled_429": ("<=", 0),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import re
@@ -25,7 +26,7 @@ _package_ref: contextvars.ContextVar[str | None] = contextvars.ContextVar("packa
 REDACTED = "***"
 # Field names whose values are never logged, whatever they hold.
 _SENSITIVE_KEYS = re.compile(
-    r"(^|[_-])(authorization|password|secret|secrets|token|api[-_]?key)$|^(sig|signature|document|content)$", re.I
+    r"(^|[._-])(authorization|password|secret|secrets|token|api[-_]?key)$|^(sig|signature|document|content)$", re.I
 )
 _BASIC_AUTH = re.compile(r"(Basic|Bearer)\s+[A-Za-z0-9+/=._-]+", re.I)
 _URL_SECRETS = re.compile(r"([?&](?:token|code|sig|password)=)[^&\s\"']+", re.I)
@@ -38,9 +39,17 @@ def register_secrets(values: Iterable[str]) -> None:
     _known_secrets.update(v for v in values if v and len(v) >= 4)
 
 
+@functools.lru_cache(maxsize=4096)
+def is_sensitive_key(key: str) -> bool:
+    """True for a field name whose value is never logged or exported, whatever it holds."""
+    return bool(_SENSITIVE_KEYS.search(key))
+
+
 def redact_text(text: str) -> str:
-    text = _BASIC_AUTH.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _URL_SECRETS.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    # The patterns need an "=" or a scheme word: most values (names, ids, statuses) skip both scans.
+    if "=" in text or " " in text or not text.isprintable():
+        text = _BASIC_AUTH.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+        text = _URL_SECRETS.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
@@ -48,7 +57,9 @@ def redact_text(text: str) -> str:
 
 
 def _redact_value(key: str, value: Any) -> Any:
-    if _SENSITIVE_KEYS.search(key) and not isinstance(value, bool | int | float) and value is not None:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if is_sensitive_key(key):
         return REDACTED
     if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes>"

@@ -293,14 +293,14 @@ def _end_span(span: trace.Span, operation: str, *, status: int | None, error_cod
     _calls.add(1, {"operation": operation, "status": str(status) if status is not None else "error"})
     if not span.is_recording():
         return
+    attributes: dict[str, Any] = {"connective.ambiguous": ambiguous, "connective.possibly_applied": possibly_applied}
     if status is not None:
-        span.set_attribute("http.response.status_code", status)
+        attributes["http.response.status_code"] = status
     if error_code:
-        span.set_attribute("connective.error_code", error_code)
+        attributes["connective.error_code"] = error_code
     if retry_in_s is not None:
-        span.set_attribute("connective.retry_in_s", round(retry_in_s, 3))
-    span.set_attribute("connective.ambiguous", ambiguous)
-    span.set_attribute("connective.possibly_applied", possibly_applied)
+        attributes["connective.retry_in_s"] = round(retry_in_s, 3)
+    span.set_attributes(attributes)
     if status is None or status >= 400:
         span.set_status(Status(StatusCode.ERROR, error_code or f"HTTP {status}"))
     span.end()

@@ -8,26 +8,30 @@ Application Insights as customDimensions.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.trace import Status
 
-from shared.logging import REDACTED, context_fields, redact_fields, redact_text
+from shared.logging import REDACTED, context_fields, is_sensitive_key, redact_fields, redact_text
 
 
 def _redact_attribute(key: str, value: Any) -> Any:
+    """A value OpenTelemetry accepts, redacted as a log field would be."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return REDACTED if is_sensitive_key(key) else redact_text(value)
     redacted = redact_fields({key: value})[key]
-    if isinstance(redacted, str | bool | int | float):
-        return redacted
     if isinstance(redacted, list | tuple) and all(isinstance(v, str | bool | int | float) for v in redacted):
         return list(redacted)
-    return redact_text(str(redacted))
+    return redacted if isinstance(redacted, str) else redact_text(json.dumps(redacted, default=str))
 
 
 def redact_attributes(attributes: Any) -> dict[str, Any]:
-    return {key: _redact_attribute(key, value) for key, value in dict(attributes or {}).items()}
+    return {key: _redact_attribute(key, value) for key, value in (attributes or {}).items() if value is not None}
 
 
 class RedactingSpanProcessor(SpanProcessor):

@@ -56,9 +56,27 @@ def configure_from_settings(settings: Settings | None = None) -> bool:
     if connection_string:
         _configure_azure_monitor(settings, connection_string, span_processors, log_processors, metric_readers)
     else:
-        _configure_sdk(span_processors, log_processors, metric_readers)
+        install_sdk(span_processors, log_processors, metric_readers)
     _route_logs_through_redaction()
     return True
+
+
+class _DependencyLinesFilter(logging.Filter):
+    """Keeps a successful Connective attempt's log line out of the exported logs: its dependency span
+    carries the same facts (operation, status, attempt, duration). Failed attempts are still exported,
+    and the JSON log lines are untouched. This halves what telemetry adds to a call."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.msg != "connective.call"
+
+
+def _filter_exported_logs() -> None:
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LoggingHandler) and not any(isinstance(f, _DependencyLinesFilter)
+                                                           for f in handler.filters):
+            handler.addFilter(_DependencyLinesFilter())
 
 
 def _configure_azure_monitor(settings: Settings, connection_string: str, span_processors: list[Any],
@@ -90,7 +108,7 @@ def _credential(authentication: str) -> Any:
     return ManagedIdentityCredential(client_id=parts.get("ClientId") or None)
 
 
-def _configure_sdk(span_processors: list[Any], log_processors: list[Any], metric_readers: list[Any]) -> None:
+def install_sdk(span_processors: list[Any], log_processors: list[Any], metric_readers: list[Any]) -> None:
     from azure.core.settings import settings as azure_settings
     from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
     from opentelemetry import metrics, trace
@@ -112,6 +130,7 @@ def _configure_sdk(span_processors: list[Any], log_processors: list[Any], metric
         logger_provider.add_log_record_processor(log_processor)
     set_logger_provider(logger_provider)
     logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
+    _filter_exported_logs()
     azure_settings.tracing_implementation = OpenTelemetrySpan  # storage calls become dependency spans
 
 
@@ -158,6 +177,7 @@ def _add_local_exporter(settings: Settings, span_processors: list[Any], log_proc
 
 def _route_logs_through_redaction() -> None:
     """The JSON console handler stays; library loggers that echo request headers stay at WARNING."""
+    _filter_exported_logs()
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("azure.monitor.opentelemetry.exporter").setLevel(logging.WARNING)

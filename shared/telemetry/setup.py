@@ -19,12 +19,12 @@ Storage calls are traced through azure-core's OpenTelemetry plugin.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from shared.config import Settings
 
 EXPORTERS = ("none", "console", "otlp", "jsonl")
+SERVICE_NAME = "connective-signing"
 # The distro's instrumentations this app does not want (see the module docstring); azure_sdk stays on.
 _DISABLED_INSTRUMENTATIONS = ("requests", "urllib", "urllib3", "django", "fastapi", "flask", "psycopg2")
 _log = logging.getLogger(__name__)
@@ -82,10 +82,13 @@ def _filter_exported_logs() -> None:
 def _configure_azure_monitor(settings: Settings, connection_string: str, span_processors: list[Any],
                              log_processors: list[Any], metric_readers: list[Any]) -> None:
     from azure.monitor.opentelemetry import configure_azure_monitor
+    from opentelemetry.resource.detector.azure.functions import AzureFunctionsResourceDetector
+    from opentelemetry.sdk.resources import Resource
 
-    os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")
     options: dict[str, Any] = {
         "connection_string": connection_string,
+        # The Functions resource (cloud role name = the app's name), as the worker would set it up.
+        "resource": Resource.create().merge(AzureFunctionsResourceDetector().detect()),
         "span_processors": span_processors,
         "log_record_processors": log_processors,
         "metric_readers": metric_readers,
@@ -119,7 +122,7 @@ def install_sdk(span_processors: list[Any], log_processors: list[Any], metric_re
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "connective-signing")})
+    resource = Resource.create({"service.name": SERVICE_NAME})  # OTEL_SERVICE_NAME, when set, wins
     tracer_provider = TracerProvider(resource=resource)
     for processor in span_processors:
         tracer_provider.add_span_processor(processor)

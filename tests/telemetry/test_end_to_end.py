@@ -112,7 +112,7 @@ def test_one_package_is_one_trace_from_upload_to_archive(world: LocalWorld, tele
     dependencies = [s for s in package if s["kind"] == "CLIENT" and s["name"].startswith("Connective ")]
     assert len(dependencies) == calls, [s["name"] for s in dependencies]
     for span in dependencies:
-        assert CONNECTIVE_SPAN_ATTRIBUTES <= set(span["attributes"]), span
+        assert set(span["attributes"]) >= CONNECTIVE_SPAN_ATTRIBUTES, span
         assert span["attributes"]["http.response.status_code"] < 400
         assert span["attributes"]["connective.attempt"] == 1
     operations = {s["attributes"]["connective.operation"] for s in dependencies}

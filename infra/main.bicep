@@ -69,6 +69,9 @@ param connectiveRateWindowSeconds int = 60
 @description('Delete packages at Connective once they are archived.')
 param deleteAfterArchive bool = false
 
+@description('Resource id of an action group the alert rules notify (docs/OPERATIONS.md); empty: none.')
+param alertActionGroupId string = ''
+
 @description('Purge protection on the Key Vault. Turn it off only for throwaway environments.')
 param keyVaultPurgeProtection bool = true
 
@@ -133,6 +136,19 @@ module monitoring 'modules/monitoring.bicep' = {
     location: location
     tags: tags
     publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
+// The workbook and alert rules of docs/OPERATIONS.md.
+module operations 'modules/operations.bicep' = {
+  name: 'operations'
+  scope: resourceGroup
+  params: {
+    appInsightsName: monitoring.outputs.name
+    location: location
+    tags: tags
+    actionGroupId: alertActionGroupId
+    callsPerMinute: connectiveRateCalls * 60 / connectiveRateWindowSeconds
   }
 }
 

@@ -451,12 +451,13 @@ def handle_link_request(store: Store, client: ConnectiveClient, settings: Settin
     if refused is not None or record is None:
         return refused or Reply(Outcome.NOT_FOUND, 404)
     request = link_request_from(params or {}, body)
-    store.events.append(ref, "link_requested", actor_id=request.get("actorId"), email=request.get("email"))
-    log_event(_log, "link.requested", package_ref=ref)
-    if record.status in FINAL_STATUSES or not record.connective_package_id:
-        return Reply(Outcome.ALREADY_FINAL if record.status in FINAL_STATUSES else Outcome.DROPPED)
-    return read_now(store, client.with_rate_wait(settings.get_float("CALLBACK_RATE_WAIT_S")), settings, record,
-                    source=LINK_REQUEST, then=request)
+    with package_step("package.link_request", ref, record.trace_parent, kind=SpanKind.SERVER):
+        store.events.append(ref, "link_requested", actor_id=request.get("actorId"), email=request.get("email"))
+        log_event(_log, "link.requested", package_ref=ref)
+        if record.status in FINAL_STATUSES or not record.connective_package_id:
+            return Reply(Outcome.ALREADY_FINAL if record.status in FINAL_STATUSES else Outcome.DROPPED)
+        return read_now(store, client.with_rate_wait(settings.get_float("CALLBACK_RATE_WAIT_S")), settings, record,
+                        source=LINK_REQUEST, then=request)
 
 
 def _named_actors(status: PackageInfo, request: Mapping[str, Any]) -> list[tuple[StakeholderState, ActorState]]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import copy
 import dataclasses
 import hashlib
@@ -170,7 +171,8 @@ class BlobSink:
         while len(self._in_flight) >= STAGING_IN_FLIGHT:
             self._in_flight.popleft().result()
         block_id = base64.b64encode(f"{len(self._block_ids):08d}".encode()).decode()
-        self._in_flight.append(_staging.submit(self._blob.stage_block, block_id, chunk))
+        # In the caller's context, so the staging call's span joins the package's trace.
+        self._in_flight.append(_staging.submit(contextvars.copy_context().run, self._blob.stage_block, block_id, chunk))
         self._block_ids.append(block_id)
 
     @property

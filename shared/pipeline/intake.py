@@ -12,6 +12,7 @@ from the blob in a child process (see `pdfcheck`), while the document is hashed 
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -152,7 +153,7 @@ def check_document(settings: Settings, blob: BlobClient, *, etag: str, size: int
                         [{"document": where, "sizeBytes": size, "limitBytes": limit}])
     read_range = _blob_ranges(blob, etag)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-pdfcheck") as pool:
-        checking = pool.submit(inspect_pdf, read_range, size, markers)
+        checking = pool.submit(contextvars.copy_context().run, inspect_pdf, read_range, size, markers)
         sha256 = _sha256(read_range, size)
         try:
             facts = checking.result()

@@ -16,8 +16,8 @@ DOC = (infra_model.ROOT / "docs" / "OPERATIONS.md").read_text()
 
 def _instrument_names() -> set[str]:
     modules = (telemetry, transport)
-    return {value._name for module in modules for value in vars(module).values() if hasattr(value, "_name")
-            and type(value).__name__.startswith("_Proxy")}
+    return {value._name for module in modules for value in vars(module).values()
+            if hasattr(value, "_name") and (hasattr(value, "add") or hasattr(value, "record"))}
 
 
 def _metric_names(text: str) -> set[str]:

@@ -15,8 +15,8 @@ DOC = (infra_model.ROOT / "docs" / "OPERATIONS.md").read_text()
 
 
 def _instrument_names() -> set[str]:
-    modules = (telemetry, transport)
-    return {value._name for module in modules for value in vars(module).values()
+    candidates = [*vars(telemetry).values(), *vars(transport).values(), *telemetry._client_events.values()]
+    return {value._name for value in candidates
             if hasattr(value, "_name") and (hasattr(value, "add") or hasattr(value, "record"))}
 
 

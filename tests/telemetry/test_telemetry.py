@@ -65,9 +65,11 @@ def exported(monkeypatch: pytest.MonkeyPatch) -> Iterator[Exported]:
     meter = sink.meter_provider.get_meter("test")
     monkeypatch.setattr(transport, "_tracer", tracer)
     monkeypatch.setattr(telemetry, "tracer", tracer)
-    for name, factory in (("_calls", meter.create_counter), ("_throttled", meter.create_counter),
-                          ("_deferrals", meter.create_counter), ("_rate_wait", meter.create_histogram)):
+    for name, factory in (("_calls", meter.create_counter), ("_deferrals", meter.create_counter),
+                          ("_rate_wait", meter.create_histogram)):
         monkeypatch.setattr(transport, name, factory(getattr(transport, name)._name))
+    for event in list(telemetry._client_events):  # the client's own counters, through the listener
+        monkeypatch.setitem(telemetry._client_events, event, meter.create_counter(event))
     yield sink
     sink.tracer_provider.shutdown()
     sink.meter_provider.shutdown()

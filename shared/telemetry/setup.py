@@ -19,6 +19,7 @@ Storage calls are traced through azure-core's OpenTelemetry plugin.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from shared.config import Settings
@@ -152,9 +153,10 @@ def _add_local_exporter(settings: Settings, span_processors: list[Any], log_proc
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        span_processors.append(SimpleSpanProcessor(ConsoleSpanExporter()))
-        log_processors.append(SimpleLogRecordProcessor(ConsoleLogRecordExporter()))
-        metric_readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(),
+        # stderr, beside the JSON log lines: stdout may carry a tool's own output.
+        span_processors.append(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+        log_processors.append(SimpleLogRecordProcessor(ConsoleLogRecordExporter(out=sys.stderr)))
+        metric_readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr),
                                                             export_interval_millis=interval_ms * 6))
     elif exporter == "otlp":
         try:

@@ -100,14 +100,20 @@ class WorkerChannel:
     def start_pool(self, threads: int) -> None:
         """The worker's thread pool for synchronous functions.
 
-        The library sizes it from PYTHON_THREADPOOL_THREAD_COUNT; when that is not set, the host
+        The library sizes it from PYTHON_THREADPOOL_THREAD_COUNT. When that is not set, the host
         gives it the concurrency of its own listeners, so that no invocation the host has started
-        waits for a thread.
+        waits for a thread; the setting is put back afterwards, so processes started later (the
+        workers) size their own pools.
         """
         import azure_functions_runtime as worker
 
-        os.environ.setdefault(THREADPOOL_SETTING, str(max(1, threads)))
-        worker.start_threadpool_executor()
+        configured = os.environ.get(THREADPOOL_SETTING)
+        os.environ[THREADPOOL_SETTING] = configured or str(max(1, threads))
+        try:
+            worker.start_threadpool_executor()
+        finally:
+            if configured is None:
+                del os.environ[THREADPOOL_SETTING]
 
     def invoke(self, request: rpc.InvocationRequest) -> rpc.InvocationResponse:
         """One invocation; blocks the calling thread until the worker answers."""

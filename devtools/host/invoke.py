@@ -72,7 +72,7 @@ class Invoker:
             if response.result.status != rpc.StatusResult.Success:
                 exception = response.result.exception
                 logs.event("host.invocation.error", logging.ERROR, function=spec.name, invocation_id=invocation_id,
-                           error_type=exception.message.partition(":")[0], stack_trace=exception.stack_trace)
+                           error_type=exception.message.partition(":")[0], error=exception.stack_trace)
                 raise InvocationFailed(f"{spec.name} failed: {exception.message.partition(':')[0]}")
             try:
                 self._write_outputs(spec, response, trigger.metadata)

@@ -57,6 +57,9 @@ Figures (per scenario, `saturation.`, `saturation_local_only.` or `saturation_lo
 - `throttled_429`: the 429s the sandbox answered the app.
 - `late_permits`: rate permits that expired before their request could leave (`connective.late_permit`
   lines in the host's log): the request was not sent and took a new permit.
+- `deferred_calls`: calls that found no rate token within their wait and went back to their queue
+  (`connective.deferred` lines): many while the budget is far from full says the limiter holds the
+  app back; few says the app (or the machine) asks for less than the budget.
 - `send_delay_p50_ms`, `send_delay_p99_ms`, `send_delay_max_ms`: the time from the limiter's count of a
   call (its slot, or its lease's grant) to the request leaving, from `send_delay_ms` on the host's
   `connective.call` lines; a permit allows the lease's validity plus 50 ms.
@@ -174,6 +177,7 @@ class Observation:
     machine: MachineIdle
     backlog_until: float  # wall clock of the last read of the rows that found a package waiting to be created
     late_permits: int = 0
+    deferred: int = 0  # calls that found no rate token within their wait (`connective.deferred` lines)
     load_average: float | None = None  # 1-minute load average at the end of the run
 
     @property
@@ -292,7 +296,8 @@ def observe(bench: BenchWorld, scenario: Scenario, budget: Budget, packages: int
         pid_by_invocation={e["invocation_id"]: int(e["pid"]) for e in host.events("host.invocation")},
         worker_pids=host.worker_pids(), front_pid=host.process.pid,
         machine=watch.machine, backlog_until=watch.backlog_seen_at,
-        late_permits=len(host.events("connective.late_permit")), load_average=load,
+        late_permits=len(host.events("connective.late_permit")), deferred=len(host.events("connective.deferred")),
+        load_average=load,
     )
 
 
@@ -357,6 +362,7 @@ def scenario_figures(observation: Observation) -> dict[str, float]:
         "budget_use_pct": round(100.0 * use, 1),
         "throttled_429": observation.throttled,
         "late_permits": observation.late_permits,
+        "deferred_calls": observation.deferred,
         **send_delay_figures(observation.calls),
         "archived": archived,
         "accepted_calls": len(observation.accepted_times),

@@ -1,8 +1,12 @@
-"""The function app. It only registers blueprints; each trigger family lives in `functions/`."""
+"""The function app. It installs log redaction and registers blueprints; each trigger family lives in `functions/`."""
 
 import azure.functions as func
 
 from functions import api, archive, bulk, callbacks, intake, maintenance, webhooks
+from shared.logging import install_redaction
+
+# Secrets never reach a log line, whichever module writes it: the worker's handlers scrub every record.
+install_redaction()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -20,7 +20,7 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="message", queue_name=names.ARCHIVE_REQUESTS_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def archive_signed_package(message: func.QueueMessage, context: func.Context) -> None:
-    from shared.connective.client import ConnectiveClient
+    from shared.connection import connective_client
     from shared.pipeline.archive import handle_archive_request
     from shared.storage.store import shared_store
     from shared.telemetry import SpanKind, invocation, package_step
@@ -30,5 +30,5 @@ def archive_signed_package(message: func.QueueMessage, context: func.Context) ->
     with invocation(context), package_scope(ref), \
             package_step("package.archive", ref, payload.get("traceparent"), kind=SpanKind.CONSUMER):
         settings = Settings()
-        client = ConnectiveClient.from_settings(settings).with_rate_wait(settings.get_float("QUEUE_RATE_WAIT_S"))
+        client = connective_client(settings).with_rate_wait(settings.get_float("QUEUE_RATE_WAIT_S"))
         handle_archive_request(shared_store(settings), client, settings, payload)

@@ -11,7 +11,7 @@ import json
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from functions.intake import _SOURCE
+from shared.bindings import BLOB_SOURCE
 from shared.logging import get_logger, invocation_scope, log_event
 from shared.storage import names
 
@@ -21,7 +21,7 @@ logger = get_logger(__name__)
 
 @bp.function_name("bulk_job_uploaded")
 @bp.blob_trigger(arg_name="job", path=f"{names.BULK_CONTAINER}/{{job}}/{names.BULK_JOB_NAME}",
-                 connection=names.DOCUMENT_STORAGE_CONNECTION, source=_SOURCE)
+                 connection=names.DOCUMENT_STORAGE_CONNECTION, source=BLOB_SOURCE)
 def bulk_job_uploaded(job: blob.BlobClient, context: func.Context) -> None:
     from shared.bulk import jobs
     from shared.pipeline import services

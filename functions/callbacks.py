@@ -47,7 +47,7 @@ def _declared_length(req: func.HttpRequest) -> int | None:
 
 @bp.route(route=CALLBACK_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def connective_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    from shared.connective.client import ConnectiveClient
+    from shared.connection import connective_client
     from shared.pipeline.callbacks import admit, busy_when_contended, claim_from_request, handle_callback
     from shared.storage.store import shared_store
     from shared.telemetry import invocation
@@ -60,7 +60,7 @@ def connective_callback(req: func.HttpRequest, context: func.Context) -> func.Ht
         if refused is not None:
             return _http_reply(refused)
         reply = busy_when_contended(lambda: handle_callback(
-            shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref, token,
+            shared_store(settings), connective_client(settings), settings, ref, token,
             claim_from_request(req.params, req.get_body())))
         return _http_reply(reply)
 
@@ -68,7 +68,7 @@ def connective_callback(req: func.HttpRequest, context: func.Context) -> func.Ht
 @bp.route(route=NOTIFICATION_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 def connective_link_request(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    from shared.connective.client import ConnectiveClient
+    from shared.connection import connective_client
     from shared.pipeline.callbacks import admit, busy_when_contended, handle_link_request
     from shared.storage.store import shared_store
     from shared.telemetry import invocation
@@ -81,7 +81,7 @@ def connective_link_request(req: func.HttpRequest, context: func.Context) -> fun
         if refused is not None:
             return _http_reply(refused)
         reply = busy_when_contended(lambda: handle_link_request(
-            shared_store(settings), ConnectiveClient.from_settings(settings), settings, ref, token,
+            shared_store(settings), connective_client(settings), settings, ref, token,
             req.get_body(), req.params))
         return _http_reply(reply)
 
@@ -89,7 +89,7 @@ def connective_link_request(req: func.HttpRequest, context: func.Context) -> fun
 @bp.queue_trigger(arg_name="message", queue_name=names.STATUS_REFRESH_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def refresh_package_status(message: func.QueueMessage, context: func.Context) -> None:
-    from shared.connective.client import ConnectiveClient
+    from shared.connection import connective_client
     from shared.pipeline.callbacks import handle_status_refresh
     from shared.storage.store import shared_store
     from shared.telemetry import SpanKind, invocation, package_step
@@ -99,4 +99,4 @@ def refresh_package_status(message: func.QueueMessage, context: func.Context) ->
     with invocation(context), package_scope(ref), \
             package_step("package.status_refresh", ref, payload.get("traceparent"), kind=SpanKind.CONSUMER):
         settings = Settings()
-        handle_status_refresh(shared_store(settings), ConnectiveClient.from_settings(settings), settings, payload)
+        handle_status_refresh(shared_store(settings), connective_client(settings), settings, payload)

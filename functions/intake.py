@@ -14,7 +14,7 @@ import json
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from shared.config import Settings
+from shared.bindings import BLOB_SOURCE
 from shared.logging import get_logger, log_event, package_scope
 from shared.storage import names
 
@@ -22,18 +22,9 @@ bp = func.Blueprint()
 logger = get_logger(__name__)
 
 
-def _blob_source(settings: Settings) -> func.BlobSource:
-    if settings.get("BLOB_TRIGGER_SOURCE").strip().lower() == "eventgrid":
-        return func.BlobSource.EVENT_GRID
-    return func.BlobSource.LOGS_AND_CONTAINER_SCAN
-
-
-_SOURCE = _blob_source(Settings())
-
-
 @bp.function_name("intake_inbox_blob")
 @bp.blob_trigger(arg_name="document", path=f"{names.INBOX_CONTAINER}/{{name}}",
-                 connection=names.DOCUMENT_STORAGE_CONNECTION, source=_SOURCE)
+                 connection=names.DOCUMENT_STORAGE_CONNECTION, source=BLOB_SOURCE)
 def intake_inbox_blob(document: blob.BlobClient, context: func.Context) -> None:
     from shared.pipeline import intake, services
     from shared.telemetry import invocation
@@ -45,7 +36,7 @@ def intake_inbox_blob(document: blob.BlobClient, context: func.Context) -> None:
 
 @bp.function_name("intake_batch_manifest")
 @bp.blob_trigger(arg_name="manifest", path=f"{names.BATCHES_CONTAINER}/{{batch}}/{names.BATCH_MANIFEST_NAME}",
-                 connection=names.DOCUMENT_STORAGE_CONNECTION, source=_SOURCE)
+                 connection=names.DOCUMENT_STORAGE_CONNECTION, source=BLOB_SOURCE)
 def intake_batch_manifest(manifest: blob.BlobClient, context: func.Context) -> None:
     from shared.pipeline import intake, services
     from shared.telemetry import invocation

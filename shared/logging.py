@@ -3,8 +3,10 @@
 Every module logs through `get_logger(__name__)` and `log_event(logger, "event.name", key=value)`.
 The invocation id and package reference live in context variables, so a function binds them once
 (`invocation_scope`, `package_scope`) and every line written underneath carries them, including the
-Connective client's per-call lines. Redaction happens in the formatter, the last step before output,
-so no code path can forget it.
+Connective client's per-call lines (the client logs through the standard `logging` module with
+`extra={"fields": ...}` and knows nothing of this module). Redaction is a `logging.Filter` on the
+output handlers (`install_redaction`, which the app calls when it loads and `configure` calls for its
+handler): every record is scrubbed before any handler writes it, whichever module logged it.
 """
 
 from __future__ import annotations
@@ -87,8 +89,41 @@ def context_fields() -> dict[str, str]:
     return entry
 
 
+class RedactionFilter(logging.Filter):
+    """Scrubs a record in place before a handler writes it: message, `fields` and exception text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_redacted", False):
+            return True
+        record.msg = redact_text(record.getMessage())
+        record.args = None
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = redact_fields(fields)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        record._redacted = True
+        return True
+
+
+_redaction = RedactionFilter()
+
+
+def install_redaction(*handlers: logging.Handler) -> None:
+    """Put the redaction filter on `handlers`, or on every handler of the root logger (idempotent).
+
+    A handler added to the root logger later (a telemetry exporter) needs another call.
+    """
+    for handler in handlers or tuple(logging.getLogger().handlers):
+        if _redaction not in handler.filters:
+            handler.addFilter(_redaction)
+
+
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON line, with context fields and redaction."""
+    """Formats a record as one JSON line, with the context fields; redacts as the filter does (idempotent),
+    so a handler configured without the filter writes nothing secret either."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -101,8 +136,8 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(redact_fields(fields))
-        if record.exc_info:
-            entry["error"] = redact_text(self.formatException(record.exc_info))
+        if record.exc_info or record.exc_text:
+            entry["error"] = redact_text(record.exc_text or self.formatException(record.exc_info))  # type: ignore[arg-type]
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -117,7 +152,7 @@ def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **f
 
 
 def configure(level: int = logging.INFO, stream: Any = None) -> None:
-    """Install the JSON formatter on the root logger (the local host and tools call this once).
+    """Install the JSON formatter, with redaction, on the root logger (the local host and tools call this once).
 
     In Azure the worker owns the root handler; the context fields still travel in `fields`, and
     shared.telemetry turns them into attributes of the exported log records (customDimensions).
@@ -128,6 +163,7 @@ def configure(level: int = logging.INFO, stream: Any = None) -> None:
             return
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
+    install_redaction(handler)
     handler._structured = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

@@ -20,9 +20,10 @@ import threading
 import time
 
 from shared.config import Settings
+from shared.connection import TABLE, connective_config, limiter_from_settings
 from shared.connective.client import ConnectiveClient
 from shared.connective.config import ConnectiveConfig
-from shared.connective.ratelimit import TABLE, LocalRateLimiter, Permit, RateLimiter, limiter_from_settings
+from shared.connective.ratelimit import LocalRateLimiter, Permit, RateLimiter
 
 _clients: dict[tuple[object, ...], ConnectiveClient] = {}
 _lock = threading.Lock()
@@ -56,7 +57,7 @@ def _share_limiter(settings: Settings, config: ConnectiveConfig) -> RateLimiter:
     kind = settings.get("CONNECTIVE_RATE_LIMITER").strip().lower()
     margin = settings.get_float("CONNECTIVE_RATE_LATENCY_MARGIN_S")
     if kind == TABLE:
-        from shared.connective.table_ratelimit import table_limiter_from_settings
+        from shared.storage.ratelimit import table_limiter_from_settings
 
         return table_limiter_from_settings(settings, config.connection_key + "|bulk", calls,
                                            config.rate_window_s, margin)
@@ -66,7 +67,7 @@ def _share_limiter(settings: Settings, config: ConnectiveConfig) -> RateLimiter:
 def bulk_creation_client(settings: Settings) -> ConnectiveClient:
     """The client that creates bulk packages: the bulk share, then the connection's limiter; a short wait
     for a token (QUEUE_RATE_WAIT_S), after which the message goes back to the queue."""
-    config = ConnectiveConfig.from_settings(settings)
+    config = connective_config(settings)
     key = (config, settings.get("CONNECTIVE_RATE_LIMITER"), share_calls(settings))
     with _lock:
         client = _clients.get(key)

@@ -1,6 +1,6 @@
 """`ConnectiveClient`: one method per API v3 operation, named after the connector's operationId.
 
-    client = ConnectiveClient.from_settings(Settings())
+    client = ConnectiveClient(ConnectiveConfig(base_url=..., username=..., password=...))
     created = client.create_package(CreatePackageRequest(initiator=..., package_name=...))
     queue_client = client.with_rate_wait(2.0)   # queue and timer work: short wait, then RateLimitDeferred
 
@@ -11,14 +11,12 @@ iterate. What is retried and what is not is described in `operations` and `trans
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar, overload
 
 import requests
 
-from shared.config import Settings
 from shared.connective import operations as ops
 from shared.connective.config import ConnectiveConfig
 from shared.connective.errors import ConflictError, NotFoundError
@@ -40,7 +38,7 @@ from shared.connective.models import (
     SortOrder,
     WireModel,
 )
-from shared.connective.ratelimit import LocalRateLimiter, RateLimiter, limiter_from_settings
+from shared.connective.ratelimit import RateLimiter, connection_limiter
 from shared.connective.retry import Clock
 from shared.connective.streaming import Download, DownloadResult, Writable
 from shared.connective.transport import Transport
@@ -50,22 +48,6 @@ ModelT = TypeVar("ModelT", bound=WireModel)
 
 _ANY_CONTENT = "*/*"
 _XML = "application/xml, */*;q=0.5"
-
-_local_limiters: dict[tuple[str, int, float, float], RateLimiter] = {}
-_shared_transports: dict[tuple[ConnectiveConfig, int], Transport] = {}
-_registry_lock = threading.Lock()
-
-
-def _default_limiter(config: ConnectiveConfig) -> RateLimiter:
-    """One in-process limiter per connection, so every client of a connection shares its budget."""
-    key = (config.connection_key, config.rate_calls, config.rate_window_s, config.rate_latency_margin_s)
-    with _registry_lock:
-        limiter = _local_limiters.get(key)
-        if limiter is None:
-            limiter = LocalRateLimiter(config.rate_calls, config.rate_window_s, config.rate_latency_margin_s)
-            _local_limiters[key] = limiter
-        return limiter
-
 
 def _model(model_class: type[ModelT], value: ModelT | Mapping[str, Any]) -> ModelT:
     return value if isinstance(value, model_class) else model_class.model_validate(value)
@@ -90,22 +72,12 @@ def status_reached(current: PackageStatus, wanted: PackageStatus) -> bool:
 class ConnectiveClient:
     def __init__(self, config: ConnectiveConfig, limiter: RateLimiter | None = None, *,
                  session: requests.Session | None = None, clock: Clock | None = None) -> None:
-        self._transport = Transport(config, limiter or _default_limiter(config), session=session, clock=clock)
+        # Without a limiter, the connection's limiter in this process (one per connection and budget,
+        # whoever asks first); the app injects the one its settings choose (shared.connection).
+        limiter = limiter or connection_limiter(config.budget_key)
+        self._transport = Transport(config, limiter, session=session, clock=clock)
         # A plain client waits for a rate token as long as it would spend retrying.
         self._rate_wait_s = config.retry.total_s
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> ConnectiveClient:
-        """The client of the configured connection. Clients built from equal settings share one session."""
-        settings = settings or Settings()
-        config = ConnectiveConfig.from_settings(settings)
-        limiter = limiter_from_settings(settings, config.connection_key)
-        with _registry_lock:
-            transport = _shared_transports.get((config, id(limiter)))
-            if transport is None:
-                transport = Transport(config, limiter)
-                _shared_transports[(config, id(limiter))] = transport
-        return cls._with_transport(transport, config.retry.total_s)
 
     @classmethod
     def _with_transport(cls, transport: Transport, rate_wait_s: float) -> ConnectiveClient:

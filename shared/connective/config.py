@@ -1,12 +1,11 @@
-"""Connection settings of one Connective API user, read from app settings."""
+"""Connection settings of one Connective API user (the app builds them from its settings: shared.connection)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from shared.config import Settings
-from shared.connective.ratelimit import connection_key
+from shared.connective.ratelimit import BudgetKey, connection_key
 
 _V3_SUFFIX = re.compile(r"/v3/?$")
 
@@ -62,23 +61,10 @@ class ConnectiveConfig:
         return connection_key(self.base_url, self.username)
 
     @property
+    def budget_key(self) -> BudgetKey:
+        """The connection with its budget: clients with equal keys share one limiter in a process."""
+        return (self.connection_key, self.rate_calls, self.rate_window_s, self.rate_latency_margin_s)
+
+    @property
     def timeout(self) -> tuple[float, float]:
         return (self.connect_timeout_s, self.read_timeout_s)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConnectiveConfig:
-        return cls(
-            base_url=settings.get("CONNECTIVE_BASE_URL"),
-            username=settings.get("CONNECTIVE_USERNAME"),
-            password=settings.get("CONNECTIVE_PASSWORD"),
-            connect_timeout_s=settings.get_float("CONNECTIVE_CONNECT_TIMEOUT_S"),
-            read_timeout_s=settings.get_float("CONNECTIVE_READ_TIMEOUT_S"),
-            retry=RetryConfig(
-                max_attempts=max(1, settings.get_int("CONNECTIVE_RETRY_MAX_ATTEMPTS")),
-                total_s=settings.get_float("CONNECTIVE_RETRY_TOTAL_S"),
-            ),
-            rate_calls=settings.get_int("CONNECTIVE_RATE_CALLS"),
-            rate_window_s=settings.get_float("CONNECTIVE_RATE_WINDOW_S"),
-            rate_latency_margin_s=settings.get_float("CONNECTIVE_RATE_LATENCY_MARGIN_S"),
-            multipart_threshold_bytes=settings.get_int("CONNECTIVE_MULTIPART_THRESHOLD_KB") * 1024,
-        )

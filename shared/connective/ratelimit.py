@@ -6,11 +6,12 @@ an in-process limiter alone multiplies the budget by the number of instances. He
 behind one interface:
 
 - `LocalRateLimiter`: one process (local runs, a single instance).
-- `shared.connective.table_ratelimit.TableRateLimiter`: every instance of the app, with the
-  state in the Table `RateLimits`.
+- `shared.storage.ratelimit.TableRateLimiter`: every instance of the app, with the state in the
+  Table `RateLimits` (it lives with the storage code: the client knows no storage).
 
-`limiter_from_settings` picks one from `CONNECTIVE_RATE_LIMITER` and hands out one instance per
-connection per process, so every client of a connection in a process shares one budget.
+`connection_limiter` hands out one limiter per connection and budget per process, whoever asks:
+a client built from its config alone and one the app builds from settings (which injects the
+limiter `CONNECTIVE_RATE_LIMITER` chooses) share one budget.
 
 The gateway counts arrival times, which come after the token is granted: first the time until the
 request leaves the process (a busy worker, a GC pause, preparing the body), then the trip to the
@@ -32,10 +33,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from shared.config import Settings
-
-LOCAL = "local"
-TABLE = "table"
 # Seconds a permit may take from the time its limiter counts it at to leaving the process. Past it the
 # permit is void and the request is not sent. Short against the window, long against the code path from
 # `acquire` to the socket (well under a millisecond on an idle worker, tens on a loaded one).
@@ -180,28 +177,24 @@ def connection_key(base_url: str, username: str) -> str:
     return f"{base_url.rstrip('/')}|{username}"
 
 
-_registry: dict[tuple[object, ...], RateLimiter] = {}
-_registry_lock = threading.Lock()
+BudgetKey = tuple[str, int, float, float]
+"""A connection's key (`connection_key`) with its budget: calls, window and latency margin."""
+
+_limiters: dict[BudgetKey, RateLimiter] = {}
+_limiters_lock = threading.Lock()
 
 
-def limiter_from_settings(settings: Settings, connection_key: str) -> RateLimiter:
-    """The limiter of a connection, one per connection (and budget) per process."""
-    kind = settings.get("CONNECTIVE_RATE_LIMITER").strip().lower()
-    calls = settings.get_int("CONNECTIVE_RATE_CALLS")
-    window_s = settings.get_float("CONNECTIVE_RATE_WINDOW_S")
-    latency_margin_s = settings.get_float("CONNECTIVE_RATE_LATENCY_MARGIN_S")
-    if kind not in (LOCAL, TABLE):
-        raise ValueError(f"CONNECTIVE_RATE_LIMITER must be `{LOCAL}` or `{TABLE}`, got {kind!r}")
-    key = (kind, connection_key, calls, window_s, latency_margin_s)
-    with _registry_lock:
-        limiter = _registry.get(key)
+def connection_limiter(budget: BudgetKey, build: Callable[[], RateLimiter] | None = None) -> RateLimiter:
+    """The one limiter of a connection and budget in this process.
+
+    The first caller's limiter (from `build`, else a `LocalRateLimiter` of the budget) serves every
+    later caller, however its client is built: two limiters for one connection would be twice the
+    gateway's limit.
+    """
+    with _limiters_lock:
+        limiter = _limiters.get(budget)
         if limiter is None:
-            if kind == LOCAL:
-                limiter = LocalRateLimiter(calls, window_s, latency_margin_s)
-            else:
-                # Imported here so local runs never load the storage SDK for the limiter.
-                from shared.connective.table_ratelimit import table_limiter_from_settings
-
-                limiter = table_limiter_from_settings(settings, connection_key, calls, window_s, latency_margin_s)
-            _registry[key] = limiter
+            _, calls, window_s, latency_margin_s = budget
+            limiter = build() if build is not None else LocalRateLimiter(calls, window_s, latency_margin_s)
+            _limiters[budget] = limiter
         return limiter

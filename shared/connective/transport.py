@@ -14,7 +14,6 @@ never longer than the caller is willing to wait for a rate token: past that the 
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from dataclasses import dataclass
@@ -40,9 +39,10 @@ from shared.connective.operations import ApiVersion, Operation, Replay
 from shared.connective.ratelimit import RateLimitDeferred, RateLimiter
 from shared.connective.retry import Clock, RetryPolicy, Verdict, request_was_sent, retry_after_s
 from shared.connective.uploads import RequestBody
-from shared.logging import get_logger, log_event, register_secrets
 
-logger = get_logger("shared.connective")
+# Standard logging only: each line's data travels in `extra={"fields": ...}`, which the app's log
+# formatter writes out, and the app's redaction filter scrubs (shared.logging).
+logger = logging.getLogger("shared.connective")
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
 
@@ -79,9 +79,9 @@ def build_session(config: ConnectiveConfig) -> requests.Session:
     return session
 
 
-def register_connection_secrets(config: ConnectiveConfig) -> None:
-    token = base64.b64encode(f"{config.username}:{config.password}".encode()).decode("ascii")
-    register_secrets([config.password, token])
+def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    if logger.isEnabledFor(level):
+        logger.log(level, event, extra={"fields": fields}, stacklevel=2)
 
 
 # Permits that may come back void in a row before the attempt gives up: each void one means the worker
@@ -108,7 +108,6 @@ class Transport:
         self.clock = clock or Clock()
         self.policy = policy or RetryPolicy(config.retry)
         self._server = urlsplit(config.base_url).hostname or ""
-        register_connection_secrets(config)
 
     def url(self, operation: Operation, path: str) -> str:
         base = self.config.base_url_v31 if operation.version is ApiVersion.V31 else self.config.base_url
@@ -196,7 +195,7 @@ class Transport:
                 permit = self.limiter.acquire(wait_s)
             except RateLimitDeferred as deferred:
                 _deferrals.add(1, {"operation": operation.name})
-                log_event(logger, "connective.deferred", **context, attempt=number,
+                log_event("connective.deferred", **context, attempt=number,
                           retry_after_s=round(deferred.retry_after_s, 3))
                 raise
             attempt = _Attempt(number, time.perf_counter())
@@ -208,7 +207,7 @@ class Transport:
                 return attempt, prepared
             late += 1
             counters.count(counters.LATE_PERMIT, operation=operation.name)
-            log_event(logger, "connective.late_permit", logging.WARNING, **context, attempt=number,
+            log_event("connective.late_permit", logging.WARNING, **context, attempt=number,
                       send_delay_ms=round((permit.delay_s or 0.0) * 1000, 1))
             if late >= _MAX_LATE_PERMITS:
                 raise RateLimitDeferred(0.0, f"{late} rate permits in a row expired before the request could leave")
@@ -268,7 +267,7 @@ class Transport:
         _end_span(attempt.span, context["operation"], status=status, error_code=error_code, retry_in_s=retry_in_s,
                   ambiguous=ambiguous, possibly_applied=possibly_applied)
         delay_ms = None if attempt.send_delay_s is None else round(attempt.send_delay_s * 1000, 1)
-        log_event(logger, "connective.call", logging.INFO if ok else logging.WARNING, **context,
+        log_event("connective.call", logging.INFO if ok else logging.WARNING, **context,
                   status=status, duration_ms=round((time.perf_counter() - attempt.started) * 1000, 1),
                   send_delay_ms=delay_ms,
                   attempt=attempt.number, error_code=error_code,

@@ -8,6 +8,7 @@ invocation of a worker.
 from __future__ import annotations
 
 from shared.config import Settings
+from shared.connection import connective_client
 from shared.connective.client import ConnectiveClient
 from shared.storage.store import Store, shared_store
 
@@ -22,7 +23,7 @@ def store(current: Settings | None = None) -> Store:
 
 def connective(current: Settings | None = None, rate_wait_s: float | None = None) -> ConnectiveClient:
     """The client of the configured connection; `rate_wait_s` bounds the wait for a rate token."""
-    client = ConnectiveClient.from_settings(current or settings())
+    client = connective_client(current or settings())
     return client if rate_wait_s is None else client.with_rate_wait(rate_wait_s)
 
 

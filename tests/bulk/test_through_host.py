@@ -16,7 +16,7 @@ from devtools.ports import free_port
 from devtools.world import LocalWorld
 from shared.bulk.report import SUMMARY_FILE
 from shared.config import Settings
-from shared.connective.client import ConnectiveClient
+from shared.connection import connective_client
 from shared.storage import names
 from shared.storage.clients import StorageClients
 from shared.storage.store import Store
@@ -74,7 +74,7 @@ def final_summary(store: Store, job: str, timeout_s: float = 240) -> dict[str, A
 
 def connective_refs(world: LocalWorld) -> list[str]:
     user, password = world.sandbox_credentials
-    client = ConnectiveClient.from_settings(Settings({"CONNECTIVE_BASE_URL": world.sandbox_url,
+    client = connective_client(Settings({"CONNECTIVE_BASE_URL": world.sandbox_url,
                                                       "CONNECTIVE_USERNAME": user, "CONNECTIVE_PASSWORD": password,
                                                       "CONNECTIVE_RATE_CALLS": "1200"}))
     return [item.external_package_reference or "" for item in client.iter_package_list(page_size=100)]

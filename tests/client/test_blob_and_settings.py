@@ -9,7 +9,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from shared.config import Settings
-from shared.connective import ConnectiveClient
+from shared.connection import connective_client
 from shared.connective.blob import blob_document, download_to_blob
 from shared.logging import redact_text
 from tests.sandbox.pdfs import make_pdf
@@ -33,7 +33,7 @@ def test_a_document_goes_from_a_blob_to_connective_and_the_signed_one_back_to_a_
     document = pdf_with_padding(300_000)
     source.upload_blob(document)
 
-    client = ConnectiveClient.from_settings(settings_for(sandbox))
+    client = connective_client(settings_for(sandbox))
     package_id = client.create_package({"initiator": "owner@example.com", "package_name": "blob"}).package_id
     opener, length = blob_document(source)
     assert length == len(document)
@@ -55,17 +55,17 @@ def test_a_document_goes_from_a_blob_to_connective_and_the_signed_one_back_to_a_
 
 
 def test_from_settings_shares_the_session_and_limiter_and_registers_the_password(sandbox):
-    first = ConnectiveClient.from_settings(settings_for(sandbox))
-    second = ConnectiveClient.from_settings(settings_for(sandbox))
+    first = connective_client(settings_for(sandbox))
+    second = connective_client(settings_for(sandbox))
     assert first.session is second.session and first.limiter is second.limiter
     assert first.rate_wait_s == 120.0
     assert first.with_rate_wait(2).rate_wait_s == 2
     assert sandbox.password not in redact_text(f"password is {sandbox.password}")
     assert first.package_list().items == []
-    other_user = ConnectiveClient.from_settings(settings_for(sandbox, CONNECTIVE_USERNAME="someone-else"))
+    other_user = connective_client(settings_for(sandbox, CONNECTIVE_USERNAME="someone-else"))
     assert other_user.limiter is not first.limiter
 
 
 def test_a_missing_password_is_a_clear_error():
     with pytest.raises(Exception, match="CONNECTIVE_PASSWORD"):
-        ConnectiveClient.from_settings(Settings({"CONNECTIVE_USERNAME": "u"}))
+        connective_client(Settings({"CONNECTIVE_USERNAME": "u"}))

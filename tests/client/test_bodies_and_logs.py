@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from shared.connective import LocalRateLimiter, RateLimitDeferred, TransportError
-from shared.logging import JsonFormatter, package_scope
+from shared.logging import JsonFormatter, install_redaction, package_scope
 from tests.client.fakes import PASSWORD, USER, make_client, response
 
 PACKAGE_ID = "5d1c0d7e-1111-4222-8333-944455556666"
@@ -117,6 +117,7 @@ def test_one_log_line_per_attempt_and_no_secret_or_document_bytes_in_any_log():
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
+    install_redaction(handler)
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(handler)

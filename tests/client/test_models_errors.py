@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.config import Settings
+from shared.connection import connective_config
 from shared.connective import (
     AuthenticationError,
     ConflictError,
@@ -134,7 +135,7 @@ def test_non_json_error_body_becomes_the_message():
 
 
 def test_config_from_settings_derives_the_v31_base_and_the_connection_key():
-    config = ConnectiveConfig.from_settings(Settings({
+    config = connective_config(Settings({
         "CONNECTIVE_BASE_URL": "https://esig.example.com/esig/webportalapi/v3/",
         "CONNECTIVE_USERNAME": "api", "CONNECTIVE_PASSWORD": "pw-1234", "CONNECTIVE_RETRY_TOTAL_S": "30",
         "CONNECTIVE_RATE_CALLS": "50", "CONNECTIVE_READ_TIMEOUT_S": "15", "CONNECTIVE_MULTIPART_THRESHOLD_KB": "64"}))

@@ -14,7 +14,7 @@ import sys
 import time
 
 from shared.connective.ratelimit import RateLimitDeferred
-from shared.connective.table_ratelimit import TableRateLimiter
+from shared.storage.ratelimit import TableRateLimiter
 
 
 def skewed_clock(offset_s: float, jump_s: float, jump_at: float) -> object:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.connective.ratelimit import LocalRateLimiter, Permit, RateLimitDeferred, RateLimiter
-from shared.connective.table_ratelimit import TableRateLimiter
+from shared.storage.ratelimit import TableRateLimiter
 from tests.limiter.windows import most_in_any_window
 
 CALLS = 10

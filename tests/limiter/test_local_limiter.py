@@ -8,13 +8,13 @@ import time
 import pytest
 
 from shared.config import Settings
+from shared.connection import limiter_from_settings
 from shared.connective.ratelimit import (
     LocalRateLimiter,
     RateLimitDeferred,
     connection_key,
-    limiter_from_settings,
 )
-from shared.connective.table_ratelimit import TableRateLimiter
+from shared.storage.ratelimit import TableRateLimiter
 from tests.limiter.windows import most_in_any_window, window_fill
 
 CALLS = 20

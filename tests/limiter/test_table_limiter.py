@@ -13,7 +13,7 @@ import pytest
 from devtools.azurite import PROJECT_ROOT, Azurite
 from devtools.ports import free_port
 from shared.connective.ratelimit import RateLimitDeferred, RateLimiterUnavailable
-from shared.connective.table_ratelimit import ServiceClock, TableRateLimiter
+from shared.storage.ratelimit import ServiceClock, TableRateLimiter
 from tests.limiter.windows import most_in_any_window, window_fill
 
 CALLS = 20

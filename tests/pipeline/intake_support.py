@@ -12,6 +12,7 @@ from azure.storage.blob import BlobClient
 from pypdf import PdfWriter
 
 from shared.config import Settings
+from shared.connection import connective_client
 from shared.connective.client import ConnectiveClient
 from shared.storage import names
 from shared.storage.packages import PackageRecord
@@ -51,7 +52,7 @@ class World:
 
     @property
     def client(self) -> ConnectiveClient:
-        return ConnectiveClient.from_settings(self.settings).with_rate_wait(2.0)
+        return connective_client(self.settings).with_rate_wait(2.0)
 
     def upload(self, container: str, name: str, data: bytes, metadata: dict[str, str] | None = None) -> BlobClient:
         blob = self.store.clients.container(container).get_blob_client(name)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from shared.connection import connective_config
 from shared.connective.client import ConnectiveClient
-from shared.connective.config import ConnectiveConfig
 from shared.connective.errors import AmbiguousCreateError, ConflictError
 from shared.connective.ratelimit import LocalRateLimiter
 from shared.pipeline import creation, intake
@@ -142,7 +142,7 @@ def test_ambiguous_create_is_resolved_by_look_up(storage_connection_string: str,
 
 def test_no_rate_token_puts_the_message_back(world: World, sandbox: SandboxHandle) -> None:
     record = _inbox_row(world)
-    config = ConnectiveConfig.from_settings(world.settings)
+    config = connective_config(world.settings)
     limiter = LocalRateLimiter(1, 60.0)
     limiter.acquire(0)  # the only token of the window is gone
     starved = ConnectiveClient(config, limiter).with_rate_wait(0.0)

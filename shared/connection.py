@@ -1,0 +1,87 @@
+"""The configured Connective connection, from app settings: its config, its limiter and its client.
+
+The client package (`shared.connective`) knows nothing of app settings, storage or our logging. This
+module reads the settings, picks the limiter (`CONNECTIVE_RATE_LIMITER`: in-process, or shared by the
+fleet through the Table `RateLimits`), injects it into the client, and registers the connection's
+secrets with the log redaction. Every limiter comes from `shared.connective.ratelimit.connection_limiter`,
+so one process has one budget per connection, whichever way its clients are built.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+
+from shared.config import Settings
+from shared.connective.client import ConnectiveClient
+from shared.connective.config import ConnectiveConfig, RetryConfig
+from shared.connective.ratelimit import RateLimiter, connection_limiter
+from shared.logging import register_secrets
+
+LOCAL = "local"
+TABLE = "table"
+
+_clients: dict[tuple[ConnectiveConfig, int], ConnectiveClient] = {}
+_clients_lock = threading.Lock()
+
+
+def connective_config(settings: Settings) -> ConnectiveConfig:
+    return ConnectiveConfig(
+        base_url=settings.get("CONNECTIVE_BASE_URL"),
+        username=settings.get("CONNECTIVE_USERNAME"),
+        password=settings.get("CONNECTIVE_PASSWORD"),
+        connect_timeout_s=settings.get_float("CONNECTIVE_CONNECT_TIMEOUT_S"),
+        read_timeout_s=settings.get_float("CONNECTIVE_READ_TIMEOUT_S"),
+        retry=RetryConfig(
+            max_attempts=max(1, settings.get_int("CONNECTIVE_RETRY_MAX_ATTEMPTS")),
+            total_s=settings.get_float("CONNECTIVE_RETRY_TOTAL_S"),
+        ),
+        rate_calls=settings.get_int("CONNECTIVE_RATE_CALLS"),
+        rate_window_s=settings.get_float("CONNECTIVE_RATE_WINDOW_S"),
+        rate_latency_margin_s=settings.get_float("CONNECTIVE_RATE_LATENCY_MARGIN_S"),
+        multipart_threshold_bytes=settings.get_int("CONNECTIVE_MULTIPART_THRESHOLD_KB") * 1024,
+    )
+
+
+def limiter_kind(settings: Settings) -> str:
+    kind = settings.get("CONNECTIVE_RATE_LIMITER").strip().lower()
+    if kind not in (LOCAL, TABLE):
+        raise ValueError(f"CONNECTIVE_RATE_LIMITER must be `{LOCAL}` or `{TABLE}`, got {kind!r}")
+    return kind
+
+
+def limiter_from_settings(settings: Settings, connection_key: str) -> RateLimiter:
+    """The limiter of a connection, one per connection (and budget) per process."""
+    kind = limiter_kind(settings)
+    calls = settings.get_int("CONNECTIVE_RATE_CALLS")
+    window_s = settings.get_float("CONNECTIVE_RATE_WINDOW_S")
+    latency_margin_s = settings.get_float("CONNECTIVE_RATE_LATENCY_MARGIN_S")
+    if kind == LOCAL:
+        return connection_limiter((connection_key, calls, window_s, latency_margin_s))
+
+    def build() -> RateLimiter:
+        # Imported here so local runs never load the Table SDK for the limiter.
+        from shared.storage.ratelimit import table_limiter_from_settings
+
+        return table_limiter_from_settings(settings, connection_key, calls, window_s, latency_margin_s)
+
+    return connection_limiter((connection_key, calls, window_s, latency_margin_s), build)
+
+
+def register_connection_secrets(config: ConnectiveConfig) -> None:
+    """The password and the Basic credentials it makes never reach a log line."""
+    token = base64.b64encode(f"{config.username}:{config.password}".encode()).decode("ascii")
+    register_secrets([config.password, token])
+
+
+def connective_client(settings: Settings) -> ConnectiveClient:
+    """The client of the configured connection. Clients built from equal settings share one session."""
+    config = connective_config(settings)
+    limiter = limiter_from_settings(settings, config.connection_key)
+    with _clients_lock:
+        client = _clients.get((config, id(limiter)))
+        if client is None:
+            register_connection_secrets(config)
+            client = ConnectiveClient(config, limiter)
+            _clients[(config, id(limiter))] = client
+    return client

@@ -186,6 +186,8 @@ def package_request(job: str, spec: BulkJobSpec, row: dict[str, str]) -> Package
     key = row_key(row)
     signer: dict[str, Any] = {
         "name": f"{first} {last}".strip(), "email": email, "order": spec.recipient.order,
+        # Both halves as given, so a last name of several words stays whole at Connective.
+        **({"firstName": first, "lastName": last} if first and last else {}),
         "signingTypes": list(spec.recipient.signing_types),
         "locations": [location.to_json_dict() for location in spec.recipient.locations],
         "externalReference": key,

@@ -212,6 +212,14 @@ class SignerSpec(_Model):
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^<>]*$"),
                     NoControls] = Field(title="Signer Name", description="The signer's first and last name.")
+    first_name: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^<>]*$"),
+                          NoControls] | None = Field(
+        default=None, title="Signer First Name",
+        description="The first name as Connective shows it; default: name up to its last space.")
+    last_name: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^<>]*$"),
+                         NoControls] | None = Field(
+        default=None, title="Signer Last Name",
+        description="The last name as Connective shows it; default: name after its last space.")
     email: EmailStr = Field(title="Signer E-mail", description="The signer's e-mail address.")
     phone: str | None = Field(default=None, title="Signer Phone", description="E.164, for SMS OTP, e.g. +32477123456.")
     language: SignerLanguage | None = Field(default=None, title="Signer Language",
@@ -255,6 +263,10 @@ class SignerSpec(_Model):
 
     @property
     def first_and_last_name(self) -> tuple[str, str]:
+        """firstName and lastName when given (a last name of several words stays whole), else name split at
+        its last space."""
+        if self.first_name is not None or self.last_name is not None:
+            return self.first_name or "", self.last_name or ""
         first, _, last = self.name.rpartition(" ")
         return (first, last) if first else (self.name, "")
 

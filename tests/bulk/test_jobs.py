@@ -192,3 +192,12 @@ def test_the_sample_job_starts(world: World) -> None:
     run_steps(store, world.settings, job_id, _read_all)
     statuses = [row["status"] for row in report_rows(store, job_id)]
     assert statuses.count("Received") == 6 and statuses.count("Skipped") == 3
+
+
+def test_a_last_name_of_several_words_reaches_connective_whole(world: World) -> None:
+    from shared.bulk.spec import BulkJobSpec, package_request
+
+    request = package_request("job", BulkJobSpec.model_validate(job_spec()),
+                              {"email": "jan@example.com", "firstname": "Jan", "lastname": "Van Damme"})
+    assert request.signers[0].name == "Jan Van Damme"
+    assert request.signers[0].first_and_last_name == ("Jan", "Van Damme")

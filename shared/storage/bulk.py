@@ -153,6 +153,15 @@ def skipped_row_key(generation: int, line: int) -> str:
     return f"{SKIPPED_PREFIX}{generation:06d}-{line:09d}"
 
 
+# Filters with 0 to 6 status alternatives; the values always travel as parameters (@s0, @s1, ...). Spaces
+# around the parentheses: the SDK finds @parameters by splitting the filter on spaces.
+_STATUS_PARAMETERS = ("s0", "s1", "s2", "s3", "s4", "s5")
+_ROWS_FILTER = "PartitionKey eq @job and RowKey gt @after"
+_STATUS_FILTERS = (_ROWS_FILTER, *(_ROWS_FILTER + " and ( " + " or ".join("Status eq @" + name
+                                                                          for name in _STATUS_PARAMETERS[:count]) + " )"
+                                   for count in range(1, len(_STATUS_PARAMETERS) + 1)))
+
+
 class BulkSendRepository:
     def __init__(self, table: TableClient) -> None:
         self._table = table
@@ -237,15 +246,11 @@ class BulkSendRepository:
 
     def rows(self, job: str, statuses: tuple[str, ...] = ()) -> Iterator[BulkRow]:
         """Every row of the job (good ones first, by key hash; then skipped ones by pass and line)."""
+        if len(statuses) > len(_STATUS_FILTERS) - 1:
+            raise ValueError(f"at most {len(_STATUS_FILTERS) - 1} statuses at once")
         parameters: dict[str, Any] = {"job": job, "after": GOOD_PREFIX[:-1]}
-        query = "PartitionKey eq @job and RowKey gt @after"
-        if statuses:
-            alternatives = []
-            for index, status in enumerate(statuses):
-                parameters[f"s{index}"] = status
-                alternatives.append(f"Status eq @s{index}")
-            # Spaces around the parentheses: the SDK finds @parameters by splitting the filter on spaces.
-            query += " and ( " + " or ".join(alternatives) + " )"
+        parameters.update(zip(_STATUS_PARAMETERS, statuses, strict=False))
+        query = _STATUS_FILTERS[len(statuses)]
         for entity in self._table.query_entities(query, parameters=parameters, results_per_page=1000):
             if entity["RowKey"] != JOB_ROW:
                 yield BulkRow.from_entity(entity)

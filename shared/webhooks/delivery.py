@@ -34,6 +34,7 @@ from shared.webhooks.events import WebhookEvent
 from shared.webhooks.publish import delivery_message, subscriptions
 from shared.webhooks.signing import EVENT_TYPE_HEADER, signed_headers
 from shared.webhooks.ssrf import UnsafeUrlError, UrlPolicy, check_url, guarded_session
+from shared.webhooks.subscriptions import Subscription
 
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 10
@@ -160,7 +161,10 @@ def _deliver(settings: Settings, store: Store, message: dict[str, Any], event: W
              fields: dict[str, Any]) -> DeliveryResult:
     attempt, subscription_id = fields["attempt"], fields["subscription_id"]
     repository = subscriptions(store)
-    subscription = repository.get(subscription_id)
+    subscription = repository.get(subscription_id, event.package_ref)
+    if subscription is None and isinstance(message.get("subscription"), dict):
+        # A package-scoped subscription removed after its package's last event: that event still goes out.
+        subscription = Subscription.model_validate(message["subscription"])
     if subscription is None:
         log_event(_log, "webhook.dropped", reason="subscription removed", **fields)
         return DeliveryResult(Outcome.DROPPED, attempt)
@@ -171,7 +175,7 @@ def _deliver(settings: Settings, store: Store, message: dict[str, Any], event: W
         log_event(_log, "webhook.delivered", status=status, host=host, **fields)
         return DeliveryResult(Outcome.DELIVERED, attempt, status)
     if status == 410:
-        repository.remove(subscription_id)
+        repository.remove(subscription_id, event.package_ref)
         log_event(_log, "webhook.dropped", reason="receiver answered 410 Gone", host=host, **fields)
         return DeliveryResult(Outcome.DROPPED, attempt, status, error)
     if attempt >= settings.get_int("WEBHOOK_MAX_ATTEMPTS"):
@@ -181,7 +185,7 @@ def _deliver(settings: Settings, store: Store, message: dict[str, Any], event: W
         return DeliveryResult(Outcome.DEAD_LETTERED, attempt, status, error)
     delay = retry_delay_s(settings, attempt, retry_after)
     store.clients.send_json(names.WEBHOOK_EVENTS_QUEUE,
-                            delivery_message(subscription_id, event, attempt + 1), delay_s=delay)
+                            delivery_message(subscription_id, event, attempt + 1, subscription), delay_s=delay)
     log_event(_log, "webhook.retry_scheduled", logging.WARNING, status=status, error=error, host=host,
               delay_s=delay, **fields)
     return DeliveryResult(Outcome.RETRY_SCHEDULED, attempt, status, error, delay)

@@ -16,17 +16,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from azure.data.tables import TableClient
 
+from shared.config import Settings
 from shared.logging import JsonFormatter
 from shared.pipeline import creation, intake, spec
 from shared.pipeline.pdfcheck import PdfRejected, inspect_pdf
 from shared.storage import names
 from shared.storage.status import PackageStatus
+from shared.webhooks import publish
+from shared.webhooks.delivery import deliver
+from shared.webhooks.events import EventType
+from shared.webhooks.subscriptions import Subscription, package_subscription
 from tests.api.conftest import ApiClient
 from tests.conftest import SandboxHandle
 from tests.pipeline.callback_world import SECRET as CALLBACK_SECRET
 from tests.pipeline.callback_world import insert_row, new_ref, store_for, token_for
 from tests.pipeline.intake_support import World, base_env, manifest, pdf_with_markers, signer, unique
+from tests.webhooks.receiver import running_receiver, take_messages
 
 
 def batch(world: World, body: dict[str, Any], documents: dict[str, bytes]) -> Any:
@@ -418,3 +425,78 @@ def test_an_invalid_request_racing_a_valid_one_leaves_its_document_alone(api: Ap
     document = row.spec["documents"][0]
     staged = api.store.clients.container(document["container"]).get_blob_client(document["blob"])
     assert staged.get_blob_properties().etag == document["etag"]  # the document creation will send is intact
+
+
+# ---- webhooks: signing links, package-scoped subscriptions ----------------------------------------------
+
+def _package_with_subscriber(store: Any, url: str) -> str:
+    ref = new_ref()
+    insert_row(store, ref, "pkg")
+    store.packages.mutate(ref, lambda row: setattr(row, "subscribers", [url]) or True)
+    return ref
+
+
+def test_a_signing_link_goes_only_to_subscriptions_an_operator_created(storage_connection_string: str) -> None:
+    store = store_for(storage_connection_string)
+    ref = _package_with_subscriber(store, "https://uploader.example.com/hook")
+    operator = publish.subscriptions(store).add(Subscription(url="https://operator.example.com/hook",
+                                                             events=[EventType.LINK_REQUESTED], package_ref=ref))
+    publish.publish_event(store, EventType.LINK_REQUESTED, ref, {"email": "ann@example.com", "actorId": "a1",
+                                                                 "actionUrl": "https://sign.example.com/secret"})
+    named = package_subscription(ref, "https://uploader.example.com/hook")
+    to_uploader = take_messages(store, named.id)
+    to_operator = take_messages(store, operator.id)
+    assert [m["event"]["data"] for m in to_uploader] == [{"email": "ann@example.com", "actorId": "a1"}]
+    assert [m["event"]["data"]["actionUrl"] for m in to_operator] == ["https://sign.example.com/secret"]
+
+
+def test_a_finished_packages_subscriptions_are_removed_after_its_last_event(storage_connection_string: str) -> None:
+    with running_receiver() as receiver:
+        _retire_and_still_deliver(storage_connection_string, receiver)
+
+
+def _retire_and_still_deliver(storage_connection_string: str, receiver: Any) -> None:
+    store = store_for(storage_connection_string)
+    ref = _package_with_subscriber(store, receiver.url)
+    repository = publish.subscriptions(store)
+    operator = repository.add(Subscription(url=receiver.url, events=list(EventType), package_ref=ref))
+    everyone = repository.add(Subscription(url=receiver.url, events=[EventType.ARCHIVED]))
+    publish.publish_event(store, EventType.ARCHIVED, ref, {"archiveLocation": "x", "files": []})
+    named = package_subscription(ref, receiver.url)
+    assert repository.get(named.id, ref) is None
+    # An operator's subscriptions stay until the operator (or its flow) removes them.
+    assert repository.get(operator.id, ref) is not None and repository.get(everyone.id) is not None
+    # The last event still reaches the removed subscriptions: their messages carry what delivery needs.
+    settings = Settings({"DocumentStorage": storage_connection_string, "WEBHOOK_SIGNING_SECRET": "whsec-0123456789",
+                         "WEBHOOK_ALLOW_LOOPBACK": "true"})
+    for subscription_id in (named.id, operator.id):
+        [message] = take_messages(store, subscription_id)
+        assert deliver(settings, store, message).outcome.value == "delivered"
+    repository.remove(everyone.id)
+    repository.remove(operator.id)
+
+
+def test_publishing_reads_the_packages_own_index_never_the_whole_table(storage_connection_string: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    store = store_for(storage_connection_string)
+    for _ in range(3):
+        other = _package_with_subscriber(store, "https://other.example.com/hook")
+        publish.publish_event(store, EventType.STATUS_CHANGED, other, {"status": "Pending"})
+    ref = _package_with_subscriber(store, "https://mine.example.com/hook")
+    filters: list[str] = []
+    read: list[str] = []
+    real = TableClient.query_entities
+
+    def recorded(self: Any, query_filter: str, **kwargs: Any) -> Any:
+        filters.append(query_filter)
+        for entity in real(self, query_filter, **kwargs):
+            if self.table_name == names.SUBSCRIPTIONS_TABLE:
+                read.append(entity.get("PackageRef") or "")
+            yield entity
+
+    monkeypatch.setattr(TableClient, "query_entities", recorded)
+    monkeypatch.setattr(TableClient, "list_entities", lambda *a, **k: pytest.fail("a full table scan"))
+    publish.publish_event(store, EventType.STATUS_CHANGED, ref, {"status": "Pending"})
+    assert filters and all(f.startswith("PartitionKey eq @") for f in filters), filters
+    assert set(read) <= {"", ref}, "other packages' subscriptions were read"
+    assert len(take_messages(store, package_subscription(ref, "https://mine.example.com/hook").id)) == 1

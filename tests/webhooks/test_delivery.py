@@ -14,7 +14,7 @@ from shared.storage.store import Store
 from shared.webhooks.delivery import Outcome, deliver, retry_delay_s
 from shared.webhooks.events import EventType
 from shared.webhooks.publish import publish_event, subscriptions
-from shared.webhooks.subscriptions import Subscription
+from shared.webhooks.subscriptions import Subscription, package_subscription
 from tests.webhooks.conftest import SIGNING_SECRET
 from tests.webhooks.receiver import Receiver, take_messages
 from tests.webhooks.verify import verifies
@@ -143,7 +143,8 @@ def test_a_package_requests_own_subscribers_get_its_events(store: Store) -> None
     publish_event(store, EventType.SIGNER_ACTED, ref, {"email": "a@example.com", "action": "signed"})
     publish_event(store, EventType.ARCHIVED, ref, {})
     publish_event(store, EventType.ARCHIVED, _ref(), {})  # another package: not theirs
-    own = [s for s in subscriptions(store).all() if s.package_ref == ref]
-    assert len(own) == 1 and own[0].url == "https://8.8.8.8/own"
-    assert [m["event"]["type"] for m in take_messages(store, own[0].id)] == ["package.signer_acted",
-                                                                            "package.archived"]
+    own = package_subscription(ref, "https://8.8.8.8/own")
+    assert [m["event"]["type"] for m in take_messages(store, own.id)] == ["package.signer_acted",
+                                                                         "package.archived"]
+    # The package said its last word: its own subscription is gone (operators' are never touched).
+    assert subscriptions(store).get(own.id, ref) is None

@@ -313,3 +313,21 @@ def test_a_proof_part_nobody_can_be_sure_of_makes_every_document_fetch_its_own(s
     assert calls(sandbox, package_id) - before == 2 + 3  # ZIP, package proof, then each document's own proof
     operations = sandbox.admin("GET", "stats").json()["calls_by_operation"]
     assert operations["PackageAuditProofDoc"] == 3
+
+
+def test_thirty_documents_with_long_names_are_archived(store, sandbox, storage_connection_string) -> None:
+    """The row's list of archived files is longer than one Table property holds; it still fits the row."""
+    settings = settings_for(sandbox, storage_connection_string)
+    client = client_for(sandbox)
+    ref = new_ref()
+    long_names = [f"{index:02d} Contract annex with a name long enough to fill a table row {'x' * 40}"
+                  for index in range(30)]
+    package_id = multi_document_package(client, ref, long_names, "ann@example.com")
+    sign_everyone(sandbox, package_id)
+    finished_row(store, sandbox, client, ref, package_id)
+
+    assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
+
+    row = store.packages.get(ref)
+    assert row is not None and row.status is PackageStatus.ARCHIVED
+    assert len(row.archived_files) == 62 and len(json.dumps(row.archived_files)) > 32_768

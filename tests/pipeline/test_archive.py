@@ -245,22 +245,26 @@ def test_non_ascii_document_names_are_served_and_archived(store, sandbox, storag
                                                          names_) -> None:
     """A raw non-ASCII Content-Disposition cannot be sent as an HTTP header; the sandbox sends the RFC 5987
     `filename*=` form beside an ASCII fallback, and the archive stores the files under safe names."""
+    row = archived_package(store, sandbox, storage_connection_string, names_)
+    assert [d["name"] for d in row.documents] == names_
+    assert all(name.isascii() for name in blobs(store, row.ref))
+
+
+def archived_package(store, sandbox, storage_connection_string, document_names: list[str]):
+    """A signed package of these documents (instant for one), archived; returns its Archived row."""
     settings = settings_for(sandbox, storage_connection_string)
     client = client_for(sandbox)
     ref = new_ref()
-    if len(names_) == 1:
-        package_id = instant_package(client, ref, ["ann@example.com"], document_name=names_[0])
+    if len(document_names) == 1:
+        package_id = instant_package(client, ref, ["ann@example.com"], document_name=document_names[0])
     else:
-        package_id = multi_document_package(client, ref, names_, "ann@example.com")
+        package_id = multi_document_package(client, ref, document_names, "ann@example.com")
     sign_everyone(sandbox, package_id)
     finished_row(store, sandbox, client, ref, package_id)
-
     assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
-
     row = store.packages.get(ref)
     assert row is not None and row.status is PackageStatus.ARCHIVED
-    assert [d["name"] for d in row.documents] == names_
-    assert all(name.isascii() for name in blobs(store, ref))
+    return row
 
 
 def finished_three_documents(store, sandbox, storage_connection_string, *, locations_known: bool = True):
@@ -317,17 +321,7 @@ def test_a_proof_part_nobody_can_be_sure_of_makes_every_document_fetch_its_own(s
 
 def test_thirty_documents_with_long_names_are_archived(store, sandbox, storage_connection_string) -> None:
     """The row's list of archived files is longer than one Table property holds; it still fits the row."""
-    settings = settings_for(sandbox, storage_connection_string)
-    client = client_for(sandbox)
-    ref = new_ref()
     long_names = [f"{index:02d} Contract annex with a name long enough to fill a table row {'x' * 40}"
                   for index in range(30)]
-    package_id = multi_document_package(client, ref, long_names, "ann@example.com")
-    sign_everyone(sandbox, package_id)
-    finished_row(store, sandbox, client, ref, package_id)
-
-    assert handle_archive_request(store, client, settings, {"packageRef": ref}).outcome is ArchiveOutcome.ARCHIVED
-
-    row = store.packages.get(ref)
-    assert row is not None and row.status is PackageStatus.ARCHIVED
+    row = archived_package(store, sandbox, storage_connection_string, long_names)
     assert len(row.archived_files) == 62 and len(json.dumps(row.archived_files)) > 32_768

@@ -18,21 +18,19 @@ from shared.api.problems import ApiProblem, problem_response
 from shared.config import Settings
 from shared.connective import errors
 from shared.logging import get_logger, log_event
+from shared.retrying import visibility_delay_s
 from shared.storage.store import Store
 from shared.telemetry import invocation
 
 _log = get_logger(__name__)
 
 
-def connective_problem(error: errors.ConnectiveError | errors.RateLimitDeferred) -> ApiProblem:
-    if isinstance(error, errors.RateLimitDeferred):
-        wait = max(1, round(error.retry_after_s))
-        return ApiProblem(429, f"The Connective call budget is used up for now; retry in {wait} s.",
-                          headers={"Retry-After": str(wait)})
-    if isinstance(error, errors.ThrottledError):
-        wait = max(1, round(error.retry_after or 30))
-        return ApiProblem(429, f"Connective is throttling calls; retry in {wait} s.",
-                          headers={"Retry-After": str(wait)})
+def connective_problem(error: errors.ConnectiveError | errors.RetryLater) -> ApiProblem:
+    if isinstance(error, errors.RetryLater):
+        wait = visibility_delay_s(error)
+        what = ("Connective is throttling calls" if isinstance(error, errors.ThrottledError)
+                else "The Connective call budget is used up for now")
+        return ApiProblem(429, f"{what}; retry in {wait} s.", headers={"Retry-After": str(wait)})
     if isinstance(error, errors.NotFoundError):
         return ApiProblem(404, f"Connective does not know this package: {error.message}")
     if isinstance(error, errors.ConflictError):
@@ -67,7 +65,7 @@ def _answer(route: str, req: func.HttpRequest, settings: Settings, store: Store 
         return operation.handler(ApiRequest(req, settings, store))
     except ApiProblem as problem:
         return problem_response(problem)
-    except (errors.ConnectiveError, errors.RateLimitDeferred) as error:
+    except (errors.ConnectiveError, errors.RetryLater) as error:
         log_event(_log, "api.connective_error", logging.WARNING, route=route, error=type(error).__name__,
                   detail=str(error)[:300])
         return problem_response(connective_problem(error))

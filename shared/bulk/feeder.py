@@ -33,7 +33,7 @@ from shared.bulk.report import FINAL_ROW_STATUSES, OPEN_ROW_STATUSES, UNCREATED_
 from shared.bulk.spec import BadRow, BulkJobSpec, normalized_row, package_ref_for_row, package_request, row_key
 from shared.config import Settings
 from shared.connective.client import ConnectiveClient
-from shared.connective.errors import ConnectiveError, RateLimitDeferred
+from shared.connective.errors import ConnectiveError, RetryLater
 from shared.logging import get_logger, log_event
 from shared.pipeline import intake, routing, status_sync
 from shared.pipeline.errors_report import Rejection, write_report
@@ -382,7 +382,7 @@ def _cancel_pass(store: Store, settings: Settings, job: BulkJob,
         elif record.status in (PackageStatus.PENDING, PackageStatus.EXPIRED) and record.connective_package_id:
             try:
                 info = client().set_package_status(record.connective_package_id, "Revoked")
-            except RateLimitDeferred as deferred:
+            except RetryLater as deferred:  # no rate token, or throttled: this pass comes back later
                 return False, deferred.retry_after_s
             except ConnectiveError as error:
                 log_event(logger, "bulk.revoke_failed", logging.WARNING, job=job.job, package_ref=record.ref,

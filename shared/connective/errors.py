@@ -6,22 +6,24 @@
     │   ├── InvalidRequestError      400 (Send Reminders also uses 400 for "package not found")
     │   ├── NotFoundError            404
     │   ├── ConflictError            409 (wrong status, not signed, ...): see `error_code`
-    │   ├── ThrottledError           429, `retry_after` seconds
+    │   ├── ThrottledError           429, `retry_after_s` seconds (also a RetryLater)
     │   └── ServerError              5xx
     └── TransportError                no usable answer (connection refused or dropped, timeout)
         └── AmbiguousRequestError     a non-idempotent call was sent and its outcome is unknown
             └── AmbiguousCreateError  ... and it was a create: reconcile by ExternalPackageReference
-    RateLimitDeferred                 no rate token within the allowed wait; nothing was sent
+    RetryLater(retry_after_s)         nothing was done; try again in `retry_after_s` seconds
+    ├── ThrottledError                (above) the gateway said 429
+    └── RateLimitDeferred             no rate token within the allowed wait; nothing was sent
+        └── RateLimiterUnavailable    the shared limiter's state cannot be read or written
 
-`RateLimitDeferred` belongs to the rate limiters (`shared.connective.ratelimit`) and is re-exported here.
+Callers that come back later (queue work, HTTP 429 answers) catch `RetryLater` and read
+`retry_after_s`, whatever the reason.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-
-from shared.connective.ratelimit import RateLimitDeferred
 
 __all__ = [
     "AmbiguousCreateError",
@@ -33,6 +35,8 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "RateLimitDeferred",
+    "RateLimiterUnavailable",
+    "RetryLater",
     "ServerError",
     "ThrottledError",
     "TransportError",
@@ -40,6 +44,24 @@ __all__ = [
 ]
 
 _MAX_MESSAGE_CHARS = 500
+
+
+class RetryLater(Exception):
+    """The call did nothing that matters; it may be tried again in `retry_after_s` seconds."""
+
+    retry_after_s: float
+
+
+class RateLimitDeferred(RetryLater):
+    """No rate token within the allowed wait; nothing was sent. Come back in `retry_after_s` seconds."""
+
+    def __init__(self, retry_after_s: float, reason: str = "no rate token within the allowed wait") -> None:
+        self.retry_after_s = max(0.0, float(retry_after_s))
+        super().__init__(f"{reason}; retry in {self.retry_after_s:.2f} s")
+
+
+class RateLimiterUnavailable(RateLimitDeferred):
+    """The shared limiter's state cannot be read or written, so no token can be granted safely."""
 
 
 class ConnectiveError(Exception):
@@ -100,8 +122,8 @@ class ConflictError(ConnectiveHTTPError):
     """409: the package's state or configuration does not allow the call."""
 
 
-class ThrottledError(ConnectiveHTTPError):
-    """429: over the connection's budget. `retry_after` is the wait Connective asked for, in seconds."""
+class ThrottledError(ConnectiveHTTPError, RetryLater):
+    """429: over the connection's budget. `retry_after_s` (= `retry_after`) is the wait asked for, in seconds."""
 
     retry_after: float
 
@@ -109,6 +131,7 @@ class ThrottledError(ConnectiveHTTPError):
                  operation: str | None = None, possibly_applied: bool = False) -> None:
         super().__init__(status, error_code, message, operation=operation, possibly_applied=possibly_applied,
                          retry_after=retry_after)
+        self.retry_after_s = max(0.0, retry_after)
 
 
 class ServerError(ConnectiveHTTPError):

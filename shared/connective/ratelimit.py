@@ -33,22 +33,16 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+# The limiters' errors belong to the client's one error tree; imported here for the limiters' users.
+from shared.connective.errors import RateLimitDeferred, RateLimiterUnavailable
+
+__all__ = ["DEFAULT_SEND_ALLOWANCE_S", "BudgetKey", "LocalRateLimiter", "Permit", "RateLimitDeferred",
+           "RateLimiter", "RateLimiterUnavailable", "connection_key", "connection_limiter"]
+
 # Seconds a permit may take from the time its limiter counts it at to leaving the process. Past it the
 # permit is void and the request is not sent. Short against the window, long against the code path from
 # `acquire` to the socket (well under a millisecond on an idle worker, tens on a loaded one).
 DEFAULT_SEND_ALLOWANCE_S = 0.05
-
-
-class RateLimitDeferred(Exception):
-    """No rate token within the allowed wait; nothing was sent. Come back in `retry_after_s` seconds."""
-
-    def __init__(self, retry_after_s: float, reason: str = "no rate token within the allowed wait") -> None:
-        self.retry_after_s = max(0.0, float(retry_after_s))
-        super().__init__(f"{reason}; retry in {self.retry_after_s:.2f} s")
-
-
-class RateLimiterUnavailable(RateLimitDeferred):
-    """The shared limiter's state cannot be read or written, so no token can be granted safely."""
 
 
 class Permit:

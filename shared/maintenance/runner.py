@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.config import Settings
 from shared.connective.client import ConnectiveClient
-from shared.connective.errors import ConnectiveError, RateLimitDeferred, ThrottledError
+from shared.connective.errors import ConnectiveError, RetryLater, ThrottledError
 from shared.logging import get_logger, log_event, package_scope
 from shared.maintenance.budget import OutOfTime, RunBudget
 from shared.maintenance.sweep import SweepPolicy, SweepReport, SweepTakenOver, sweep_if_due
@@ -124,7 +124,7 @@ class MaintenanceRun:
     def _sweep(self) -> None:
         try:
             self.report.sweep = sweep_if_due(self.context, self.options.sweep, self.report.owner, self._claim_for)
-        except (OutOfTime, RateLimitDeferred, ThrottledError) as spent:
+        except (OutOfTime, RetryLater) as spent:
             self._stop(_reason(spent))
         except (ConnectiveError, SweepTakenOver) as error:
             # The index work does not depend on the sweep: note it and go on.
@@ -192,7 +192,7 @@ class MaintenanceRun:
             return
         try:
             outcome = HANDLERS[entry.kind](self.context, record)
-        except (OutOfTime, RateLimitDeferred, ThrottledError) as spent:
+        except (OutOfTime, RetryLater) as spent:
             schedule.put_back(claimed, now)
             self._stop(_reason(spent))
             return

@@ -29,8 +29,7 @@ from shared.connective.errors import (
     ConflictError,
     ConnectiveHTTPError,
     NotFoundError,
-    RateLimitDeferred,
-    ThrottledError,
+    RetryLater,
 )
 from shared.logging import get_logger, log_event
 from shared.maintenance.budget import RunBudget
@@ -80,7 +79,7 @@ def remind(context: WorkContext, record: PackageRecord) -> Outcome:
         # It may have gone out: keep it counted, so no signer gets a second mail this interval.
         log_event(_log, "maintenance.reminder_unclear", logging.WARNING, package_ref=record.ref)
         raise
-    except (RateLimitDeferred, ThrottledError):
+    except RetryLater:
         _uncount_reminder(context, record.ref, now, previous_at)
         raise
     except ConnectiveHTTPError as error:

@@ -59,11 +59,11 @@ from shared.connective.errors import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
-    RateLimitDeferred,
-    ThrottledError,
+    RetryLater,
 )
 from shared.logging import get_logger, log_event
 from shared.pipeline.status_sync import apply_status
+from shared.retrying import visibility_delay_s
 from shared.storage import names
 from shared.storage.packages import PackageRecord, utcnow
 from shared.storage.status import PackageStatus
@@ -581,9 +581,8 @@ def handle_archive_request(store: Store, client: ConnectiveClient, settings: Set
     started = time.monotonic()
     try:
         result = archive_package(store, client, settings, ref)
-    except (RateLimitDeferred, ThrottledError) as error:
-        wait_s = error.retry_after_s if isinstance(error, RateLimitDeferred) else error.retry_after
-        delay_s = max(1, int(wait_s + 0.999))
+    except RetryLater as error:
+        delay_s = visibility_delay_s(error)
         store.clients.send_json(names.ARCHIVE_REQUESTS_QUEUE, {**message, "reason": "rate-limit"}, delay_s=delay_s)
         log_event(_log, "archive.deferred", package_ref=ref, delay_s=delay_s)
         return ArchiveResult(ArchiveOutcome.DEFERRED, retry_after_s=delay_s)

@@ -37,15 +37,15 @@ from shared.config import Settings
 from shared.connective.client import ConnectiveClient
 from shared.connective.errors import (
     NotFoundError,
-    RateLimitDeferred,
+    RetryLater,
     ServerError,
-    ThrottledError,
     TransportError,
 )
 from shared.connective.models import ActorState, ActorStatus, PackageInfo, StakeholderState
 from shared.logging import get_logger, log_event
 from shared.pipeline.status_sync import apply_status, ensure_archive_requested
 from shared.pipeline.tokens import verify_callback_token
+from shared.retrying import visibility_delay_s
 from shared.storage import names
 from shared.storage.packages import ConcurrentUpdateError, PackageRecord, is_valid_package_ref, utcnow
 from shared.storage.status import FINAL_STATUSES, PackageStatus
@@ -56,7 +56,7 @@ from shared.webhooks.publish import EventType, publish_event
 _log = get_logger(__name__)
 
 # Errors after which the read is worth trying again later: nothing is wrong with the request.
-TRANSIENT_ERRORS = (RateLimitDeferred, ThrottledError, ServerError, TransportError)
+TRANSIENT_ERRORS = (RetryLater, ServerError, TransportError)
 _CONNECTIVE_FINAL = {"finished", "rejected", "revoked", "failed"}
 LINK_REQUEST = "link-request"
 MAX_AWAITING_CREATION = 6  # refreshes that wait for the creation to record the Connective package id
@@ -232,7 +232,7 @@ def read_now(store: Store, client: ConnectiveClient, settings: Settings, record:
     try:
         status = client.get_package_status(record.connective_package_id)
     except TRANSIENT_ERRORS as error:
-        delay_s = _retry_delay(error, settings)
+        delay_s = visibility_delay_s(error, settings.get_float("STATUS_REFRESH_DELAY_S"))
         extra = then or {}
         reason = extra.get("reason", source)
         if reason == LINK_REQUEST:  # the signer waits for a link: this request needs its own read
@@ -250,16 +250,6 @@ def read_now(store: Store, client: ConnectiveClient, settings: Settings, record:
     if then is not None and then.get("reason") == LINK_REQUEST:
         publish_link(store, record.ref, status, then)
     return Reply(Outcome.APPLIED, data={"status": result.status.value if result.status else None})
-
-
-def _retry_delay(error: Exception, settings: Settings) -> int:
-    if isinstance(error, RateLimitDeferred):
-        wait_s = error.retry_after_s
-    elif isinstance(error, ThrottledError):
-        wait_s = error.retry_after
-    else:
-        wait_s = settings.get_float("STATUS_REFRESH_DELAY_S")
-    return max(1, int(wait_s + 0.999))
 
 
 def _record_callback(store: Store, ref: str, claim: CallbackClaim, outcome: Outcome,

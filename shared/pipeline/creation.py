@@ -45,8 +45,7 @@ from shared.connective.errors import (
     ConnectiveHTTPError,
     InvalidRequestError,
     NotFoundError,
-    RateLimitDeferred,
-    ThrottledError,
+    RetryLater,
 )
 from shared.connective.models import (
     Actor,
@@ -65,6 +64,7 @@ from shared.pipeline import status_sync, tokens
 from shared.pipeline.errors_report import Rejection
 from shared.pipeline.intake import StoredDocument, record_rejection_of_row
 from shared.pipeline.spec import STORED, PackageRequest
+from shared.retrying import visibility_delay_s
 from shared.storage import names
 from shared.storage.packages import PackageRecord, utcnow
 from shared.storage.status import PackageStatus
@@ -171,8 +171,8 @@ def create(ref: str, *, store: Store, settings: Settings, client: ConnectiveClie
             # Another attempt resumed the row (or it moved on): that attempt finishes the work.
             log_event(logger, "creation.lease_lost", logging.WARNING)
             return Outcome.BUSY
-        except (RateLimitDeferred, ThrottledError) as deferred:
-            delay = _retry_after(deferred)
+        except RetryLater as deferred:
+            delay = visibility_delay_s(deferred)
             # Neither a deferred nor a throttled call was processed. When this attempt started fresh and
             # holds no package id, nothing exists at Connective: the next attempt needs no look-up.
             _release(store, ref, back_to_received=not claim.resuming)
@@ -220,11 +220,6 @@ def _release(store: Store, ref: str, back_to_received: bool = False) -> None:
         return True
 
     store.packages.mutate(ref, change)
-
-
-def _retry_after(deferred: RateLimitDeferred | ThrottledError) -> int:
-    seconds = deferred.retry_after_s if isinstance(deferred, RateLimitDeferred) else deferred.retry_after
-    return max(1, int(seconds + 0.999))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 from shared.config import Settings
+from shared.connective.retry import retry_after_s
 from shared.logging import get_logger, log_event, package_scope
 from shared.storage import names
 from shared.storage.store import Store
@@ -99,8 +101,9 @@ def _signed_request(settings: Settings, event: WebhookEvent) -> tuple[bytes, dic
 
 
 def _retry_after(response: requests.Response) -> int | None:
-    value = response.headers.get("Retry-After", "")
-    return int(value) if value.isdigit() else None
+    """The receiver's Retry-After, in seconds or as an HTTP date, rounded up."""
+    seconds = retry_after_s(response.headers.get("Retry-After"))
+    return None if seconds is None else math.ceil(seconds)
 
 
 def _post(settings: Settings, url: str, event: WebhookEvent) -> tuple[int | None, str | None, int | None]:

@@ -100,7 +100,7 @@ def test_connective_errors_become_problems(sandbox_api: ApiClient) -> None:
 
 
 @pytest.mark.parametrize("error, status, retry_after", [
-    (errors.RateLimitDeferred(7.2), 429, "7"),
+    (errors.RateLimitDeferred(7.2), 429, "8"),  # rounded up: a retry after 7 s would come too early
     (errors.ThrottledError(429, None, "slow down", retry_after=12), 429, "12"),
     (errors.NotFoundError(404, None, "gone"), 404, None),
     (errors.ConflictError(409, "Package.NotSigned", "no"), 409, None),

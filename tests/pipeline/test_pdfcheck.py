@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from azure.core.exceptions import ResourceModifiedError
@@ -17,6 +19,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 from shared.config import Settings
+from shared.pipeline import pdfcheck
 from shared.pipeline.intake import check_document
 from shared.pipeline.pdfcheck import PdfRejected, inspect_pdf
 
@@ -104,3 +107,38 @@ def test_a_blob_replaced_before_the_check_fails_loudly(storage_connection_string
     blob.upload_blob(document + b"%changed\n", overwrite=True)
     with pytest.raises(ResourceModifiedError):
         check_document(Settings({}), blob, etag=etag, size=len(document), markers=["#SIGN1#"])
+
+
+def test_the_check_childs_memory_is_a_share_of_the_instance() -> None:
+    gib = 1024 ** 3
+    assert pdfcheck.analysis_memory_bytes(2 * gib) == gib // 2  # a 2 GB Flex Consumption instance
+    assert pdfcheck.analysis_memory_bytes(512 * 1024 ** 2) == pdfcheck.MIN_ANALYSIS_MEMORY_BYTES
+    assert pdfcheck.analysis_memory_bytes(64 * gib) == pdfcheck.MAX_ANALYSIS_MEMORY_BYTES
+    assert pdfcheck.CONCURRENT_CHECKS * pdfcheck.analysis_memory_bytes(2 * gib) <= gib
+
+
+def test_no_more_checks_run_at_once_than_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six checks started together: while the bound's number of children read, the others wait for a slot."""
+    document = scan_like_pdf()
+    active, most = set(), 0
+    lock = threading.Lock()
+    real_run = pdfcheck._run_child
+
+    def counted_run(read_range, size, markers, timeout_s):  # type: ignore[no-untyped-def]
+        nonlocal most
+        me = object()
+        with lock:
+            active.add(me)
+            most = max(most, len(active))
+        try:
+            return real_run(read_range, size, markers, timeout_s)
+        finally:
+            with lock:
+                active.discard(me)
+
+    monkeypatch.setattr(pdfcheck, "_run_child", counted_run)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: inspect_pdf(CountingReads(document), len(document), ["#SIGN1#"]),
+                                range(6)))
+    assert all(facts.markers_found == ["#SIGN1#"] for facts in results)
+    assert 1 <= most <= pdfcheck.CONCURRENT_CHECKS

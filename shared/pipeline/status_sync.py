@@ -104,9 +104,15 @@ def apply_status(store: Store, ref: str, status_response: PackageInfo, *, source
     if outcome.record is None:
         log_event(_log, "status.apply.no_row", package_ref=ref, source=source)
         return outcome
+    finished_now = outcome.status_changed and outcome.record.status == PackageStatus.FINISHED
+    if finished_now:
+        # The archive message goes right after the row's write, before the history and webhook
+        # writes: a reader that fails or dies among those must not leave a Finished row that nobody
+        # archives (callbacks leave a row read just now to its reader, the timer waits minutes).
+        _send_archive_request(store, ref, reason=source)
     _record_history(store, ref, outcome, status_response, source)
-    if outcome.status_changed and outcome.record.status == PackageStatus.FINISHED:
-        request_archive(store, ref, reason=source)
+    if finished_now:
+        _note_archive_requested(store, ref, reason=source)
         outcome.archive_requested = True
     return outcome
 
@@ -275,8 +281,15 @@ def request_archive(store: Store, ref: str, *, reason: str, delay_s: int = 0) ->
     index entry, `shared.maintenance.work.resend_archive`) asks again. Archiving is idempotent, so a
     second message costs nothing but a row read.
     """
+    _send_archive_request(store, ref, reason=reason, delay_s=delay_s)
+    _note_archive_requested(store, ref, reason=reason)
+
+
+def _send_archive_request(store: Store, ref: str, *, reason: str, delay_s: int = 0) -> None:
     store.clients.send_json(names.ARCHIVE_REQUESTS_QUEUE, archive_message(ref, reason), delay_s=delay_s)
 
+
+def _note_archive_requested(store: Store, ref: str, *, reason: str) -> None:
     def note(record: PackageRecord) -> bool:
         record.archive_requested_at = utcnow()
         return True

@@ -12,7 +12,7 @@ import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
 from shared.bindings import BLOB_SOURCE
-from shared.logging import get_logger, invocation_scope, log_event
+from shared.logging import get_logger, log_event
 from shared.storage import names
 
 bp = func.Blueprint()
@@ -25,8 +25,9 @@ logger = get_logger(__name__)
 def bulk_job_uploaded(job: blob.BlobClient, context: func.Context) -> None:
     from shared.bulk import jobs
     from shared.pipeline import services
+    from shared.telemetry import invocation
 
-    with invocation_scope(context.invocation_id, context.function_name):
+    with invocation(context):
         settings = services.settings()
         jobs.start_from_blob(services.store(settings), settings, job)
 
@@ -37,8 +38,9 @@ def bulk_feed_step(message: func.QueueMessage, context: func.Context) -> None:
     from shared.bulk import feeder
     from shared.bulk.spec import is_valid_job_id
     from shared.pipeline import services
+    from shared.telemetry import invocation
 
-    with invocation_scope(context.invocation_id, context.function_name):
+    with invocation(context):
         try:
             body = json.loads(message.get_body())
             job_id, step = body["job"], body["step"]

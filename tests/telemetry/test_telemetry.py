@@ -219,3 +219,11 @@ def test_cold_start_loads_no_sdk_or_exporter_without_a_setting() -> None:
                             env=env, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_every_trigger_module_opens_its_invocation_through_telemetry() -> None:
+    """`shared.telemetry.invocation` installs the exporters and the invocation's trace; the logging
+    scope alone would leave a process that only ran such a function without telemetry."""
+    for path in sorted((PROJECT_ROOT / "functions").glob("*.py")):
+        text = path.read_text()
+        assert "invocation_scope(" not in text, f"{path.name}: use shared.telemetry.invocation(context)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -88,24 +89,26 @@ class StorageClients:
             return QueueServiceClient.from_connection_string(self._connection_string)
         return QueueServiceClient(self._identity_parts["queueServiceUri"], credential=self._credential)
 
-    def _first_use(self, kind: str, name: str) -> bool:
+    def _ensure_exists(self, kind: str, name: str, create: Callable[[], object]) -> None:
+        """Create a container, table or queue once per process, before anyone in it uses the name.
+
+        The lock is held while the service creates it: a second thread that went ahead on the mere
+        mark would write to a table the service has not made yet (TableNotFound)."""
         key = (self.account_key_identity, kind, name)
+        if key in _created:
+            return
         with _created_lock:
-            if key in _created:
-                return False
-            _created.add(key)
-            return True
+            if key not in _created:
+                create()
+                _created.add(key)
 
     def container(self, name: str) -> ContainerClient:
         client = self.blob_service.get_container_client(name)
-        if self._first_use("container", name):
-            with contextlib.suppress(ResourceExistsError):
-                client.create_container()
+        self._ensure_exists("container", name, lambda: _create_if_absent(client.create_container))
         return client
 
     def table(self, name: str) -> TableClient:
-        if self._first_use("table", name):
-            self.table_service.create_table_if_not_exists(name)
+        self._ensure_exists("table", name, lambda: self.table_service.create_table_if_not_exists(name))
         return self.table_service.get_table_client(name)
 
     def queue(self, name: str) -> QueueClient:
@@ -115,9 +118,7 @@ class StorageClients:
         client = self.queue_service.get_queue_client(
             name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy()
         )
-        if self._first_use("queue", name):
-            with contextlib.suppress(ResourceExistsError):
-                client.create_queue()
+        self._ensure_exists("queue", name, lambda: _create_if_absent(client.create_queue))
         return client
 
     def send_json(self, queue_name: str, payload: dict[str, Any], delay_s: int = 0) -> None:
@@ -126,3 +127,8 @@ class StorageClients:
             json.dumps(carrier_with_trace(payload), separators=(",", ":")),
             visibility_timeout=max(0, int(delay_s)) or None,
         )
+
+
+def _create_if_absent(create: Callable[[], object]) -> None:
+    with contextlib.suppress(ResourceExistsError):
+        create()

@@ -13,7 +13,6 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 
 _log = logging.getLogger(__name__)
 
@@ -233,16 +232,3 @@ class Settings:
         if not parts:
             raise MissingSetting(f"setting {name} (or identity-based {name}__*) is required")
         return None, parts
-
-    @cached_property
-    def secret_values(self) -> tuple[str, ...]:
-        """Values of every secret setting, for log redaction."""
-        values: list[str] = []
-        for setting in SETTINGS:
-            if setting.secret:
-                values.extend(v for v in (self._env.get(setting.name) or "").split(",") if len(v) >= 4)
-        return tuple(values)
-
-
-def settings(env: Mapping[str, str] | None = None) -> Settings:
-    return Settings(env)

@@ -189,11 +189,3 @@ def package_scope(package_ref: str | None) -> Iterator[None]:
         yield
     finally:
         _package_ref.reset(token)
-
-
-def current_package_ref() -> str | None:
-    return _package_ref.get()
-
-
-def current_invocation_id() -> str | None:
-    return _invocation_id.get()

@@ -334,21 +334,3 @@ class ConnectiveClient:
         """Add Proof from External Source (204). Not repeated after an unclear outcome."""
         self._call(ops.PROOF_EXTERNAL_SOURCE, body=JsonBody(_model(ExternalProofRequest, request).to_wire()),
                    package_id=package_id)
-
-    # -- readable aliases --------------------------------------------------------------------------
-
-    create = create_package
-    create_instant = create_instant_package
-    add_document = add_document_to_package
-    get_status = get_package_status
-    set_status = set_package_status
-    list_packages = package_list
-    iter_packages = iter_package_list
-    set_process = set_process_information
-    set_process_v31 = set_process_information_v31
-    extend_expiry = expiry_time_stamp
-    send_reminders = send_package_reminders
-    download_document = download_document_from_package
-    download_audit_proof = package_audit_proof
-    download_document_audit_proof = package_audit_proof_doc
-    add_external_proof = proof_external_source

@@ -44,7 +44,7 @@ import xml.etree.ElementTree as ElementTree
 import zipfile
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -78,7 +78,6 @@ _log = get_logger(__name__)
 # blocks in memory.
 BLOCK_BYTES = 8 * 1024 * 1024
 STAGING_IN_FLIGHT = 2
-_staging = ThreadPoolExecutor(max_workers=4, thread_name_prefix="archive-stage")
 PACKAGE_PROOF_NAME = "audit-proof.xml"
 SUMMARY_NAME = "summary.json"
 DOCUMENT_PROOF_SUFFIX = ".audit-proof.xml"
@@ -140,8 +139,9 @@ class BlobSink:
     hashes what it reads) passes the sha256 to `commit` and the bytes are not hashed twice.
     """
 
-    def __init__(self, blob: BlobClient, *, hashed_by_writer: bool = False) -> None:
+    def __init__(self, blob: BlobClient, staging: Executor, *, hashed_by_writer: bool = False) -> None:
         self._blob = blob
+        self._staging = staging  # owned by the caller (an `Archiver` run), which shuts it down
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._block_ids: list[str] = []
@@ -172,7 +172,8 @@ class BlobSink:
             self._in_flight.popleft().result()
         block_id = base64.b64encode(f"{len(self._block_ids):08d}".encode()).decode()
         # In the caller's context, so the staging call's span joins the package's trace.
-        self._in_flight.append(_staging.submit(contextvars.copy_context().run, self._blob.stage_block, block_id, chunk))
+        staged = self._staging.submit(contextvars.copy_context().run, self._blob.stage_block, block_id, chunk)
+        self._in_flight.append(staged)
         self._block_ids.append(block_id)
 
     @property
@@ -254,7 +255,7 @@ class _NotReady(Exception):
 
 
 class Archiver:
-    """One archive run of one package."""
+    """One archive run of one package; a context manager owning the threads that stage its blocks."""
 
     def __init__(self, store: Store, client: ConnectiveClient, record: PackageRecord) -> None:
         assert record.connective_package_id
@@ -265,11 +266,18 @@ class Archiver:
         self.folder = package_folder(record)
         self.container: ContainerClient = store.clients.container(names.SIGNED_CONTAINER)
         self.files: list[dict[str, Any]] = []
+        self._staging = ThreadPoolExecutor(max_workers=STAGING_IN_FLIGHT, thread_name_prefix="archive-stage")
         self._existing = {
             blob.name[len(self.folder):]: blob
             for blob in self.container.list_blobs(name_starts_with=self.folder, include=["metadata"])
             if (blob.metadata or {}).get("packageid") == self.package_id and (blob.metadata or {}).get("sha256")
         }
+
+    def __enter__(self) -> Archiver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._staging.shutdown(wait=True, cancel_futures=True)
 
     def _blob(self, name: str) -> BlobClient:
         return self.container.get_blob_client(self.folder + name)
@@ -318,7 +326,7 @@ class Archiver:
             self._download_document(document)
 
     def _download_document(self, document: PlannedDocument) -> None:
-        sink = BlobSink(self._blob(document.blob_name), hashed_by_writer=True)
+        sink = BlobSink(self._blob(document.blob_name), self._staging, hashed_by_writer=True)
         result = self.client.download_document_from_package(self.package_id, document.document_id, sink)
         self._commit(sink, document.blob_name, FileKind.SIGNED_DOCUMENT, document.content_type, document.document_id,
                      sha256=result.sha256)
@@ -335,7 +343,7 @@ class Archiver:
                     member = by_document.get(document.document_id)
                     if member is None:
                         continue
-                    sink = BlobSink(self._blob(document.blob_name))
+                    sink = BlobSink(self._blob(document.blob_name), self._staging)
                     with bundle.open(member) as source:
                         shutil.copyfileobj(source, sink, BLOCK_BYTES)
                     self._commit(sink, document.blob_name, FileKind.SIGNED_DOCUMENT, document.content_type,
@@ -352,7 +360,7 @@ class Archiver:
             if self._reuse(PACKAGE_PROOF_NAME, FileKind.PACKAGE_AUDIT_PROOF):
                 self._blob(PACKAGE_PROOF_NAME).download_blob().readinto(spool)
             else:
-                sink = BlobSink(self._blob(PACKAGE_PROOF_NAME))
+                sink = BlobSink(self._blob(PACKAGE_PROOF_NAME), self._staging)
                 self.client.package_audit_proof(self.package_id, _Tee(spool, sink))
                 self._commit(sink, PACKAGE_PROOF_NAME, FileKind.PACKAGE_AUDIT_PROOF, XML_TYPE)
             spool.seek(0)
@@ -384,7 +392,7 @@ class Archiver:
             if not d.location_ids and d.document_id.lower() in listed else d for d in planned]
 
     def _download_document_proof(self, document: PlannedDocument) -> None:
-        sink = BlobSink(self._blob(document.proof_blob_name))
+        sink = BlobSink(self._blob(document.proof_blob_name), self._staging)
         self.client.package_audit_proof_doc(self.package_id, document.document_id, sink)
         sha256 = sink.commit(XML_TYPE, {**self._metadata(FileKind.DOCUMENT_AUDIT_PROOF, document.document_id),
                                         "derivedfrom": "connective"})
@@ -526,11 +534,11 @@ def archive_package(store: Store, client: ConnectiveClient, settings: Settings, 
         applied = apply_status(store, ref, client.get_package_status(record.connective_package_id), source="archive")
         record = applied.record or record
     planned = plan_documents(record.documents)
-    archiver = Archiver(store, client, record)
-    archiver.archive_documents(planned)
-    archiver.archive_proofs(planned)
-    archived_at = utcnow()
-    archiver.write_summary(archived_at)
+    with Archiver(store, client, record) as archiver:
+        archiver.archive_documents(planned)
+        archiver.archive_proofs(planned)
+        archived_at = utcnow()
+        archiver.write_summary(archived_at)
     location = archiver.container.url.rstrip("/") + "/" + archiver.folder
 
     def mark(row: PackageRecord) -> bool:

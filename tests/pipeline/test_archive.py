@@ -7,12 +7,14 @@ import hashlib
 import io
 import json
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.connective import NotFoundError
-from shared.pipeline.archive import BLOCK_BYTES, ArchiveOutcome, BlobSink, handle_archive_request
+from shared.pipeline.archive import BLOCK_BYTES, STAGING_IN_FLIGHT, ArchiveOutcome, BlobSink, handle_archive_request
 from shared.pipeline.status_sync import apply_status
 from shared.storage import names
 from shared.storage.status import PackageStatus
@@ -204,11 +206,17 @@ def test_delete_after_archive_removes_the_package_at_connective(store, sandbox, 
         ArchiveOutcome.ALREADY_ARCHIVED  # no second delete
 
 
-def test_a_sink_stages_blocks_in_the_background_and_commits_them_in_order(store) -> None:
+@pytest.fixture
+def staging() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(STAGING_IN_FLIGHT) as executor:
+        yield executor
+
+
+def test_a_sink_stages_blocks_in_the_background_and_commits_them_in_order(store, staging) -> None:
     container = store.clients.container(names.SIGNED_CONTAINER)
     blob = container.get_blob_client(f"sink-test/{new_ref()}.bin")
     data = b"".join(bytes([n]) * 1_000_003 for n in range(23))  # 23 MB in odd-sized writes: three blocks
-    sink = BlobSink(blob)
+    sink = BlobSink(blob, staging)
     for start in range(0, len(data), 1_000_003):
         sink.write(data[start:start + 1_000_003])
     assert sink.commit("application/octet-stream", {"kind": "test"}) == hashlib.sha256(data).hexdigest()
@@ -217,9 +225,9 @@ def test_a_sink_stages_blocks_in_the_background_and_commits_them_in_order(store)
     assert blob.get_blob_properties().metadata["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def test_a_sink_fed_by_a_hashing_writer_keeps_its_digest_and_copies_reused_buffers(store) -> None:
+def test_a_sink_fed_by_a_hashing_writer_keeps_its_digest_and_copies_reused_buffers(store, staging) -> None:
     blob = store.clients.container(names.SIGNED_CONTAINER).get_blob_client(f"sink-test/{new_ref()}.bin")
-    sink = BlobSink(blob, hashed_by_writer=True)
+    sink = BlobSink(blob, staging, hashed_by_writer=True)
     buffer = bytearray(b"a" * BLOCK_BYTES)
     sink.write(buffer)
     buffer[:] = b"b" * BLOCK_BYTES  # the writer reuses its buffer: what was written must not change
@@ -231,9 +239,9 @@ def test_a_sink_fed_by_a_hashing_writer_keeps_its_digest_and_copies_reused_buffe
     assert blob.get_blob_properties().metadata["sha256"] == digest
 
 
-def test_a_failed_stage_is_raised_and_nothing_is_committed(store) -> None:
+def test_a_failed_stage_is_raised_and_nothing_is_committed(store, staging) -> None:
     missing = store.clients.blob_service.get_container_client(f"gone-{new_ref()}".lower()[:60])
-    sink = BlobSink(missing.get_blob_client("x.bin"))
+    sink = BlobSink(missing.get_blob_client("x.bin"), staging)
     with pytest.raises(ResourceNotFoundError):
         for _ in range(4):
             sink.write(b"x" * BLOCK_BYTES)

@@ -201,3 +201,24 @@ def test_a_last_name_of_several_words_reaches_connective_whole(world: World) -> 
                               {"email": "jan@example.com", "firstname": "Jan", "lastname": "Van Damme"})
     assert request.signers[0].name == "Jan Van Damme"
     assert request.signers[0].first_and_last_name == ("Jan", "Van Damme")
+
+
+def test_rows_past_the_limit_and_after_a_broken_quote_are_reported(storage_connection_string: str) -> None:
+    world = World(base_env(storage_connection_string, BULK_REPORT_INTERVAL_S="0", BULK_MAX_ROWS="3",
+                           CONNECTIVE_RATE_CALLS="1000"))
+    store, job_id = world.store, new_job_id()
+    upload_job(store, job_id, job_spec(), csv_bytes(people(5)))
+    jobs.start_from_blob(store, world.settings, job_blob(store, job_id))
+    run_steps(store, world.settings, job_id, _read_all)
+    report = report_rows(store, job_id)
+    assert [row["status"] for row in report].count("Received") == 3
+    assert [row["reason"].split(":")[0] for row in report if row["status"] == "Skipped"] == ["too_many_rows"]
+
+    broken_id = new_job_id()
+    data = csv_bytes(people(2)) + b'late@example.com,"Open,Quote,en,Sales\r\n'
+    upload_job(store, broken_id, job_spec(), data)
+    jobs.start_from_blob(store, world.settings, job_blob(store, broken_id))
+    run_steps(store, world.settings, broken_id, _read_all)
+    report = report_rows(store, broken_id)
+    assert [row["status"] for row in report].count("Received") == 2
+    assert [row["reason"].split(":")[0] for row in report if row["status"] == "Skipped"] == ["quote_not_closed"]

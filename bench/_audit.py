@@ -58,7 +58,7 @@ def _existing_inputs(blobs: BlobServiceClient) -> set[tuple[str, str]]:
 def poison_messages(connection_string: str) -> dict[str, int]:
     """Messages in every `*-poison` queue: work the host gave up on."""
     queues = QueueServiceClient.from_connection_string(connection_string)
-    return {queue.name: queues.get_queue_client(queue.name).get_queue_properties().approximate_message_count
+    return {queue.name: queues.get_queue_client(queue.name).get_queue_properties().approximate_message_count or 0
             for queue in queues.list_queues() if queue.name.endswith("-poison")}
 
 

@@ -54,7 +54,7 @@ def summarise(runs: Sequence[dict[str, object]], noisy: Sequence[str]) -> dict[s
         return {}
     summary = dict(runs[0])
     for key in noisy:
-        values = [float(run[key]) for run in runs if isinstance(run.get(key), int | float)]
+        values = [float(value) for run in runs if isinstance(value := run.get(key), int | float)]
         if not values:
             continue
         summary[key] = round(statistics.median(values), 3)

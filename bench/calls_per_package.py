@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{key} = {value}")
     for shape, goal in GOALS.items():
         value = results[f"calls_per_package.{shape}"]
+        assert isinstance(value, int)
         print(f"{shape}: {value} calls (goal <= {goal}: {'met' if value <= goal else 'MISSED'}); polling flow "
               f"{results['calls_per_package.polling_baseline' + ('' if shape == 'single' else '_multi')]}")
 

@@ -30,7 +30,7 @@ def bicep_files() -> list[Path]:
 
 @cache
 def parse(path: Path) -> dict[str, Any]:
-    result: dict[str, Any] = BicepParser().parse(text=path.read_text(encoding="utf-8"))
+    result: dict[str, Any] = dict(BicepParser().parse(text=path.read_text(encoding="utf-8")))
     return result
 
 

@@ -256,7 +256,7 @@ class BlobTriggers:
                 if not (receipt.get_blob_properties(lease=lease).metadata or {}).get(INCOMPLETE):
                     self._done.add(work.key)
                     return
-                self._invoke(spec, work, properties, message.dequeue_count)
+                self._invoke(spec, work, properties, message.dequeue_count or 0)
                 receipt.set_blob_metadata({}, lease=lease)
                 self._done.add(work.key)
         finally:

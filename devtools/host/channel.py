@@ -120,5 +120,5 @@ class WorkerChannel:
         import azure_functions_runtime as worker
 
         message = rpc.StreamingMessage(invocation_request=request)
-        return self._run(worker.invocation_request(  # type: ignore[no-any-return]
+        return self._run(worker.invocation_request(
             rpc.WorkerRequest("InvocationRequest", message, {"protos": rpc, "host": "127.0.0.1"})))

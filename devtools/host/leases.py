@@ -17,7 +17,7 @@ LOCK_LEASE_S = 15  # the shortest lease Blob storage grants; renewed every third
 class Renewer:
     """Calls `renew` every `interval_s` seconds in a background thread until stopped."""
 
-    def __init__(self, renew: Callable[[], None], interval_s: float, what: str) -> None:
+    def __init__(self, renew: Callable[[], object], interval_s: float, what: str) -> None:
         self._renew = renew
         self._interval_s = interval_s
         self._what = what

@@ -84,7 +84,7 @@ class HostProcess:
     def status(self) -> dict[str, Any]:
         response = requests.get(self.url + STATUS_PATH, timeout=5)
         response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     def worker_pids(self) -> list[int]:
         return [w["pid"] for w in self.status()["workers"] if w["alive"]]

@@ -118,18 +118,18 @@ class QueueListener:
                 self._capacity.notify_all()
 
     def _process_one(self, message: QueueMessage) -> None:
-        if message.dequeue_count > self._options.max_dequeue_count:
+        if (message.dequeue_count or 0) > self._options.max_dequeue_count:
             # Its last try ended without settling (a worker died): do not run it again.
-            self._exhaust(message, message.pop_receipt)
+            self._exhaust(message, message.pop_receipt or "")
             return
-        receipt = {"pop": message.pop_receipt}
+        receipt = {"pop": message.pop_receipt or ""}
         receipt_lock = threading.Lock()
 
         def extend_visibility() -> None:
             with receipt_lock:
                 updated = self._client.update_message(message.id, receipt["pop"],
                                                       visibility_timeout=IN_FLIGHT_VISIBILITY_S)
-                receipt["pop"] = updated.pop_receipt
+                receipt["pop"] = updated.pop_receipt or receipt["pop"]
 
         poison = False
         succeeded = False
@@ -146,7 +146,7 @@ class QueueListener:
         with receipt_lock:
             if succeeded:
                 self._client.delete_message(message.id, receipt["pop"])
-            elif poison or message.dequeue_count >= self._options.max_dequeue_count:
+            elif poison or (message.dequeue_count or 0) >= self._options.max_dequeue_count:
                 self._exhaust(message, receipt["pop"])
             else:
                 self._client.update_message(message.id, receipt["pop"],
@@ -177,8 +177,8 @@ class QueueTriggerRunner:
         except UndecodableMessage as error:
             raise PoisonMessage(str(error)) from error
         self._invoker.invoke(self._spec, queue_trigger(
-            message.id, body, message.dequeue_count, message.pop_receipt, message.inserted_on, message.expires_on,
-            message.next_visible_on))
+            message.id, body, message.dequeue_count or 0, message.pop_receipt or "", message.inserted_on,
+            message.expires_on, message.next_visible_on))
 
     def _to_poison_queue(self, message: QueueMessage) -> None:
         ensure_queue(self._poison)

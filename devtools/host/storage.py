@@ -49,7 +49,8 @@ class StorageAccounts:
         raise HostConfigError(f"connection {connection} has no {connection}__{_SERVICE_URI_KEYS[service]} setting")
 
     def _create(self, connection: str, service: str) -> Any:
-        classes = {"blob": BlobServiceClient, "queue": QueueServiceClient, "table": TableServiceClient}
+        classes: dict[str, Any] = {"blob": BlobServiceClient, "queue": QueueServiceClient,
+                                   "table": TableServiceClient}
         # The SDK's default first backoff is 15 s; a listener that polls again by itself does better
         # with short retries, so a storage restart stalls the host for seconds, not a minute.
         retries = {"blob": BlobRetry, "queue": QueueRetry}
@@ -74,13 +75,13 @@ class StorageAccounts:
             return self._clients[key]
 
     def blob(self, connection: str) -> BlobServiceClient:
-        return self._get(connection, "blob")  # type: ignore[no-any-return]
+        return self._get(connection, "blob")
 
     def queue(self, connection: str) -> QueueServiceClient:
-        return self._get(connection, "queue")  # type: ignore[no-any-return]
+        return self._get(connection, "queue")
 
     def table(self, connection: str) -> TableServiceClient:
-        return self._get(connection, "table")  # type: ignore[no-any-return]
+        return self._get(connection, "table")
 
 
 # Messages are encoded by hand rather than with the SDK's Text/BinaryBase64 policies: a trigger

@@ -57,7 +57,7 @@ class Schedule:
         # NCRONTAB requires both day fields to match when both are given (day_or=False).
         seconds_first = len(self.expression.split()) == 6
         iterator = croniter(self.expression, moment, day_or=False, second_at_beginning=seconds_first)
-        return iterator.get_next(datetime)  # type: ignore[no-any-return]
+        return iterator.get_next(datetime)
 
     @property
     def monitored_by_default(self) -> bool:
@@ -110,7 +110,7 @@ class TimerRunner:
 
     def _read_status(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self._status_blob.download_blob().readall())  # type: ignore[no-any-return]
+            return json.loads(self._status_blob.download_blob().readall())
         except ResourceNotFoundError:
             return None
         except ValueError:

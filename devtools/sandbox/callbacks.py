@@ -169,7 +169,7 @@ class CallbackDispatcher:
     def _deliver(self, delivery: _Delivery, generation: int) -> None:
         knobs = self._knobs
         try:
-            payload = {"data": delivery.body} if delivery.form else {"json": delivery.body}
+            payload: dict[str, Any] = {"data": delivery.body} if delivery.form else {"json": delivery.body}
             response = self._session.request(delivery.method, delivery.url, timeout=(3, knobs.callback_timeout),
                                              **payload)
             ok = 200 <= response.status_code < 300

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pypdf import PageObject, PdfReader, PdfWriter, apply_configuration
 from pypdf.errors import PyPdfError
@@ -51,7 +51,7 @@ class PdfInfo:
 # 1 GB for its own reads and stamps.
 _LARGE = 1_000_000_000
 F = TypeVar("F", bound=Callable[..., object])
-_LARGE_DOCUMENTS = {
+_LARGE_DOCUMENTS: dict[str, Any] = {
     "maximum_declared_stream_length": _LARGE,
     "zlib_maximum_output_length": _LARGE,
     "image_maximum_buffer_size": _LARGE,

@@ -44,7 +44,9 @@ def make_pdf(pages: int = 1, markers: dict[int, list[str]] | None = None,
         target = writer.pages[page - 1]
         if "/Annots" not in target:
             target[NameObject("/Annots")] = ArrayObject()
-        target["/Annots"].append(reference)
+        annotations = target["/Annots"]
+        assert isinstance(annotations, ArrayObject)
+        annotations.append(reference)
         fields.append(reference)
     writer._root_object[NameObject("/AcroForm")] = DictionaryObject({NameObject("/Fields"): fields})
     out = io.BytesIO()

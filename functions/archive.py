@@ -6,8 +6,6 @@ that do the work are imported inside the functions, by the first invocation that
 
 from __future__ import annotations
 
-import json
-
 import azure.functions as func
 
 from shared.config import Settings
@@ -21,12 +19,15 @@ bp = func.Blueprint()
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def archive_signed_package(message: func.QueueMessage, context: func.Context) -> None:
     from shared.connection import connective_client
+    from shared.messages import PackageMessage, read_message
     from shared.pipeline.archive import handle_archive_request
     from shared.storage.store import shared_store
     from shared.telemetry import SpanKind, invocation, package_step
 
-    payload = json.loads(message.get_body())
-    ref = payload.get("packageRef")
+    payload = read_message(message.get_body(), PackageMessage, names.ARCHIVE_REQUESTS_QUEUE, message.id)
+    if payload is None:
+        return
+    ref = payload["packageRef"]
     with invocation(context), package_scope(ref), \
             package_step("package.archive", ref, payload.get("traceparent"), kind=SpanKind.CONSUMER):
         settings = Settings()

@@ -90,12 +90,15 @@ def connective_link_request(req: func.HttpRequest, context: func.Context) -> fun
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def refresh_package_status(message: func.QueueMessage, context: func.Context) -> None:
     from shared.connection import connective_client
+    from shared.messages import PackageMessage, read_message
     from shared.pipeline.callbacks import handle_status_refresh
     from shared.storage.store import shared_store
     from shared.telemetry import SpanKind, invocation, package_step
 
-    payload = json.loads(message.get_body())
-    ref = payload.get("packageRef")
+    payload = read_message(message.get_body(), PackageMessage, names.STATUS_REFRESH_QUEUE, message.id)
+    if payload is None:
+        return
+    ref = payload["packageRef"]
     with invocation(context), package_scope(ref), \
             package_step("package.status_refresh", ref, payload.get("traceparent"), kind=SpanKind.CONSUMER):
         settings = Settings()

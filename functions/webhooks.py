@@ -6,8 +6,6 @@ that do the work are imported inside the functions, by the first invocation that
 
 from __future__ import annotations
 
-import json
-
 import azure.functions as func
 
 from shared.config import Settings
@@ -19,10 +17,14 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="message", queue_name=names.WEBHOOK_EVENTS_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def deliver_webhook_event(message: func.QueueMessage, context: func.Context) -> None:
+    from shared.messages import WebhookDeliveryMessage, read_message
     from shared.storage.store import shared_store
     from shared.telemetry import invocation
     from shared.webhooks.delivery import deliver
 
     with invocation(context):
+        payload = read_message(message.get_body(), WebhookDeliveryMessage, names.WEBHOOK_EVENTS_QUEUE, message.id)
+        if payload is None:
+            return
         settings = Settings()
-        deliver(settings, shared_store(settings), json.loads(message.get_body()))
+        deliver(settings, shared_store(settings), payload)

@@ -20,6 +20,7 @@ import azure.functions as func
 import jsonschema
 import pytest
 
+from devtools.infra_model import registered_functions
 from shared.api.openapi import build_openapi
 from shared.api.operations import find
 from shared.config import Settings
@@ -33,11 +34,9 @@ SIGNING_SECRET = "api-test-webhook-secret"
 
 @cache
 def http_functions() -> tuple[tuple[str, str, tuple[str, ...], Any], ...]:
-    """(name, route, methods, user function) of every HTTP function; get_functions() works once per app."""
-    import function_app
-
+    """(name, route, methods, user function) of every HTTP function."""
     found = []
-    for function in function_app.app.get_functions():
+    for function in registered_functions():
         trigger = function.get_bindings()[0]
         route = getattr(trigger, "route", None)
         if route is not None:

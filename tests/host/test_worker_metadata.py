@@ -10,20 +10,23 @@ from azure.functions.decorators.core import BindingDirection
 
 from devtools.host.channel import SCRIPT_FILE_SETTING, WorkerChannel
 from devtools.host.functions import BLOB_TRIGGER, index
+from devtools.infra_model import registered_functions
 
 
 @pytest.fixture(scope="module")
 def worker() -> WorkerChannel:
+    import function_app
+
+    # The worker indexes the app with FunctionApp.get_functions(), which refuses a second call in one
+    # process; whatever this test process listed before, the worker's listing is the first.
+    function_app.app.functions_bindings = None
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SCRIPT_FILE_SETTING, "function_app.py")  # restored afterwards; the channel sets it
         return WorkerChannel("function_app").start()
 
 
 def test_worker_metadata_lists_every_function_and_binding_of_the_app(worker: WorkerChannel) -> None:
-    import function_app
-
-    function_app.app.functions_bindings = None  # the worker has indexed the app once; a second listing is allowed
-    declared = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    declared = {f.get_function_name(): f for f in registered_functions()}
     listed = {m.name: m for m in worker.metadata}
     assert set(listed) == set(declared) and len(listed) >= 20
     for name, function in declared.items():

@@ -13,9 +13,6 @@ that do the work are imported inside the functions, by the first invocation that
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING
-
 import azure.functions as func
 
 from shared.config import Settings
@@ -23,21 +20,7 @@ from shared.logging import package_scope
 from shared.pipeline.tokens import CALLBACK_ROUTE, NOTIFICATION_ROUTE, ROUTE_PARAMETERS, presented_token
 from shared.storage import names
 
-if TYPE_CHECKING:
-    from shared.pipeline.callbacks import Reply
-
 bp = func.Blueprint()
-
-
-def _http_reply(reply: Reply) -> func.HttpResponse:
-    if reply.status_code >= 400:
-        problem = {"type": "about:blank", "title": reply.outcome.value, "status": reply.status_code,
-                   "detail": reply.detail}
-        headers = {"Retry-After": str(reply.retry_after_s)} if reply.retry_after_s else None
-        return func.HttpResponse(json.dumps(problem), status_code=reply.status_code, headers=headers,
-                                 mimetype="application/problem+json")
-    return func.HttpResponse(json.dumps({"outcome": reply.outcome.value, **reply.data}), status_code=200,
-                             mimetype="application/json")
 
 
 def _declared_length(req: func.HttpRequest) -> int | None:
@@ -48,7 +31,7 @@ def _declared_length(req: func.HttpRequest) -> int | None:
 @bp.route(route=CALLBACK_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def connective_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from shared.connection import connective_client
-    from shared.pipeline.callbacks import admit, busy_when_contended, claim_from_request, handle_callback
+    from shared.pipeline.callbacks import admit, busy_when_contended, claim_from_request, handle_callback, http_reply
     from shared.storage.store import shared_store
     from shared.telemetry import invocation
 
@@ -58,18 +41,18 @@ def connective_callback(req: func.HttpRequest, context: func.Context) -> func.Ht
         token = presented_token(dict(req.route_params), dict(req.params))
         refused = admit(settings, ref, token, _declared_length(req), req.get_body)
         if refused is not None:
-            return _http_reply(refused)
+            return http_reply(refused)
         reply = busy_when_contended(lambda: handle_callback(
             shared_store(settings), connective_client(settings), settings, ref, token,
             claim_from_request(req.params, req.get_body())))
-        return _http_reply(reply)
+        return http_reply(reply)
 
 
 @bp.route(route=NOTIFICATION_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 def connective_link_request(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from shared.connection import connective_client
-    from shared.pipeline.callbacks import admit, busy_when_contended, handle_link_request
+    from shared.pipeline.callbacks import admit, busy_when_contended, handle_link_request, http_reply
     from shared.storage.store import shared_store
     from shared.telemetry import invocation
 
@@ -79,11 +62,11 @@ def connective_link_request(req: func.HttpRequest, context: func.Context) -> fun
         token = presented_token(dict(req.route_params), dict(req.params))
         refused = admit(settings, ref, token, _declared_length(req), req.get_body)
         if refused is not None:
-            return _http_reply(refused)
+            return http_reply(refused)
         reply = busy_when_contended(lambda: handle_link_request(
             shared_store(settings), connective_client(settings), settings, ref, token,
             req.get_body(), req.params))
-        return _http_reply(reply)
+        return http_reply(reply)
 
 
 @bp.queue_trigger(arg_name="message", queue_name=names.STATUS_REFRESH_QUEUE,

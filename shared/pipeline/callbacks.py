@@ -33,6 +33,9 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl
 
+import azure.functions as func
+
+from shared.api.problems import ApiProblem, problem_response
 from shared.config import Settings
 from shared.connective.client import ConnectiveClient
 from shared.connective.errors import (
@@ -92,6 +95,17 @@ class Reply:
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     retry_after_s: int | None = None
+
+
+def http_reply(reply: Reply) -> func.HttpResponse:
+    """The HTTP answer of a callback or link request: JSON with the outcome, or an RFC 7807 problem (the
+    API's own shape, `urn:connective-functions:<outcome>` as its type) for a refusal."""
+    if reply.status_code >= 400:
+        headers = {"Retry-After": str(reply.retry_after_s)} if reply.retry_after_s else None
+        return problem_response(ApiProblem(reply.status_code, reply.detail, headers=headers,
+                                           problem_type=f"urn:connective-functions:{reply.outcome.value}"))
+    return func.HttpResponse(json.dumps({"outcome": reply.outcome.value, **reply.data}), status_code=200,
+                             mimetype="application/json")
 
 
 # A callback or link request carries a few ids and a status; anything bigger is not from Connective.

@@ -10,18 +10,20 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 
 class SlidingWindowThrottle:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._logs: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+        self._clock = clock
 
     def try_acquire(self, user: str, calls: int, window_s: float) -> float | None:
         """Record a call and return None, or return the seconds to wait when the budget is spent."""
         if calls <= 0:
             return None
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             log = self._logs.setdefault(user, deque())
             while log and log[0] <= now - window_s:

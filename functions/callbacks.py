@@ -17,56 +17,38 @@ import azure.functions as func
 
 from shared.config import Settings
 from shared.logging import package_scope
-from shared.pipeline.tokens import CALLBACK_ROUTE, NOTIFICATION_ROUTE, ROUTE_PARAMETERS, presented_token
+from shared.pipeline.tokens import CALLBACK_ROUTE, NOTIFICATION_ROUTE, ROUTE_PARAMETERS
 from shared.storage import names
 
 bp = func.Blueprint()
 
 
-def _declared_length(req: func.HttpRequest) -> int | None:
-    value = req.headers.get("Content-Length") or ""
-    return int(value) if value.isdigit() else None
-
-
 @bp.route(route=CALLBACK_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def connective_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from shared.connection import connective_client
-    from shared.pipeline.callbacks import admit, busy_when_contended, claim_from_request, handle_callback, http_reply
+    from shared.pipeline.callbacks import answer_connective_request, claim_from_request, handle_callback
     from shared.storage.store import shared_store
     from shared.telemetry import invocation
 
-    ref = req.route_params.get("packageRef", "")
-    with invocation(context), package_scope(ref):
+    with invocation(context), package_scope(req.route_params.get("packageRef", "")):
         settings = Settings()
-        token = presented_token(dict(req.route_params), dict(req.params))
-        refused = admit(settings, ref, token, _declared_length(req), req.get_body)
-        if refused is not None:
-            return http_reply(refused)
-        reply = busy_when_contended(lambda: handle_callback(
+        return answer_connective_request(req, settings, lambda ref, token: handle_callback(
             shared_store(settings), connective_client(settings), settings, ref, token,
             claim_from_request(req.params, req.get_body())))
-        return http_reply(reply)
 
 
 @bp.route(route=NOTIFICATION_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 def connective_link_request(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     from shared.connection import connective_client
-    from shared.pipeline.callbacks import admit, busy_when_contended, handle_link_request, http_reply
+    from shared.pipeline.callbacks import answer_connective_request, handle_link_request
     from shared.storage.store import shared_store
     from shared.telemetry import invocation
 
-    ref = req.route_params.get("packageRef", "")
-    with invocation(context), package_scope(ref):
+    with invocation(context), package_scope(req.route_params.get("packageRef", "")):
         settings = Settings()
-        token = presented_token(dict(req.route_params), dict(req.params))
-        refused = admit(settings, ref, token, _declared_length(req), req.get_body)
-        if refused is not None:
-            return http_reply(refused)
-        reply = busy_when_contended(lambda: handle_link_request(
-            shared_store(settings), connective_client(settings), settings, ref, token,
-            req.get_body(), req.params))
-        return http_reply(reply)
+        return answer_connective_request(req, settings, lambda ref, token: handle_link_request(
+            shared_store(settings), connective_client(settings), settings, ref, token, req.get_body(), req.params))
 
 
 @bp.queue_trigger(arg_name="message", queue_name=names.STATUS_REFRESH_QUEUE,

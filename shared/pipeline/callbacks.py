@@ -47,7 +47,7 @@ from shared.connective.errors import (
 from shared.connective.models import ActorState, ActorStatus, PackageInfo, StakeholderState
 from shared.logging import get_logger, log_event
 from shared.pipeline.status_sync import apply_status, ensure_archive_requested
-from shared.pipeline.tokens import verify_callback_token
+from shared.pipeline.tokens import presented_token, verify_callback_token
 from shared.retrying import visibility_delay_s
 from shared.storage import names
 from shared.storage.packages import ConcurrentUpdateError, PackageRecord, is_valid_package_ref, utcnow
@@ -106,6 +106,23 @@ def http_reply(reply: Reply) -> func.HttpResponse:
                                            problem_type=f"urn:connective-functions:{reply.outcome.value}"))
     return func.HttpResponse(json.dumps({"outcome": reply.outcome.value, **reply.data}), status_code=200,
                              mimetype="application/json")
+
+
+def answer_connective_request(req: func.HttpRequest, settings: Settings,
+                              handle: Callable[[str, str | None], Reply]) -> func.HttpResponse:
+    """One callback or link request, as both routes answer it: the checks before anything is read
+    (`admit`), then `handle(ref, token)`, a contended row answered 503 with Retry-After."""
+    ref = req.route_params.get("packageRef", "")
+    token = presented_token(dict(req.route_params), dict(req.params))
+    refused = admit(settings, ref, token, _declared_length(req), req.get_body)
+    if refused is not None:
+        return http_reply(refused)
+    return http_reply(busy_when_contended(lambda: handle(ref, token)))
+
+
+def _declared_length(req: func.HttpRequest) -> int | None:
+    value = req.headers.get("Content-Length") or ""
+    return int(value) if value.isdigit() else None
 
 
 # A callback or link request carries a few ids and a status; anything bigger is not from Connective.

@@ -34,6 +34,7 @@ from shared.bulk.report import REPORT_FILE, SUMMARY_FILE, Tally, eta_seconds, ta
 from shared.bulk.spec import JOB_FILE, is_valid_job_id
 from shared.storage import names
 from shared.storage.bulk import BulkJob, JobState
+from shared.storage.schedule import bulk_quiet_after
 
 RETRY_AFTER_S = 10
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -301,9 +302,7 @@ def _job(request: ApiRequest) -> BulkJob:
 
 def _stalled(request: ApiRequest, job: BulkJob) -> bool:
     """A job whose chain of steps has gone quiet for far longer than its longest delay."""
-    quiet = 3 * max(request.settings.get_float("BULK_REPORT_INTERVAL_S"),
-                    request.settings.get_float("CONNECTIVE_RATE_WINDOW_S")) + 60
-    return not job.state.is_final and datetime.now(UTC) - job.updated_at > timedelta(seconds=quiet)
+    return not job.state.is_final and datetime.now(UTC) - job.updated_at > bulk_quiet_after(request.settings)
 
 
 def get_bulk_send(request: ApiRequest) -> func.HttpResponse:

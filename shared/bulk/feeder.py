@@ -83,6 +83,7 @@ def run_step(store: Store, settings: Settings, job_id: str, step: int,
         applied = current.step == step
         if applied:
             current.step += 1
+            current.step_resends = 0  # the chain moves: a later stall gets its full count of re-sends
             if outcome.change is not None:
                 outcome.change(current)
         return applied

@@ -1,7 +1,8 @@
 """One maintenance run: the Package List sweep when it is due, then the due index rows, in batches.
 
-For each due index row: claim it (ETag), re-read the package row, drop the index row when it is stale,
-else do the work (`shared.maintenance.work`) and move the index row to the next due time. A run stops
+For each due index row: claim it (ETag), re-read the package row (the job row, for a stalled bulk
+send), drop the index row when it is stale, else do the work (`shared.maintenance.work`) and move the
+index row to the next due time. A run stops
 starting work when its time budget or its share of the call budget is spent, or when the connection
 has no token (intake and callbacks come first); whatever it did not reach stays due, and the next
 tick resumes. A missed tick (`past_due`) needs no catch-up loop: the index holds every due row once.
@@ -26,7 +27,8 @@ from shared.connective.errors import ConnectiveError, RetryLater, ThrottledError
 from shared.logging import get_logger, log_event, package_scope
 from shared.maintenance.budget import OutOfTime, RunBudget
 from shared.maintenance.sweep import SweepPolicy, SweepReport, SweepTakenOver, sweep_if_due
-from shared.maintenance.work import HANDLERS, Outcome, WorkContext
+from shared.maintenance.work import HANDLERS, Outcome, WorkContext, rows_of
+from shared.storage.bulk import BulkJob
 from shared.storage.packages import PackageRecord, utcnow
 from shared.storage.schedule import ScheduleEntry
 from shared.storage.store import Store
@@ -185,7 +187,7 @@ class MaintenanceRun:
         if claimed is None:
             self._count("taken-by-other")
             return
-        record = self.context.store.packages.get(entry.package_ref)
+        record = rows_of(self.context.store, entry.kind).get(entry.package_ref)
         if record is None or not claimed.is_current_for(record):
             schedule.complete(claimed)
             self._count("stale")
@@ -209,11 +211,11 @@ class MaintenanceRun:
         """Forget the handled row on the package row; the write hook indexes the next due time, if any."""
         field_name = entry.kind.index_field
 
-        def change(row: PackageRecord) -> bool:
+        def change(row: PackageRecord | BulkJob) -> bool:
             setattr(row, field_name, None)
             return True
 
-        self.context.store.packages.mutate(entry.package_ref, change)
+        rows_of(self.context.store, entry.kind).mutate(entry.package_ref, change)
 
 
 def _reason(spent: BaseException) -> str:

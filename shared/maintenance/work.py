@@ -11,7 +11,9 @@ was not sent (no token, 409, a refusal not possibly applied) is taken back.
 A row stuck before Pending gets its `package-requests` message again. That is always safe: creation
 holds a lease against parallel attempts and looks the package up by ExternalPackageReference before it
 creates anything, so a repeated message never makes a second package. Likewise a row stuck in Finished
-gets its `archive-requests` message again; the archive is idempotent.
+gets its `archive-requests` message again; the archive is idempotent. And a bulk send whose chain of
+`bulk-feed` steps went quiet gets its current step's message again: the job row names the one step it
+expects, so a step that was only late, or sent twice, runs once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from shared.bulk.jobs import send_step
 from shared.connective.client import ConnectiveClient
 from shared.connective.errors import (
     AmbiguousRequestError,
@@ -35,7 +38,8 @@ from shared.logging import get_logger, log_event
 from shared.maintenance.budget import RunBudget
 from shared.pipeline.status_sync import apply_status, archive_message
 from shared.storage import names
-from shared.storage.packages import PackageRecord
+from shared.storage.bulk import BulkJob, BulkSendRepository
+from shared.storage.packages import PackageRecord, PackageRepository
 from shared.storage.schedule import DuePolicy, WorkKind, last_heard_of
 from shared.storage.store import Store
 from shared.telemetry import with_trace
@@ -268,10 +272,39 @@ def resend_archive(context: WorkContext, record: PackageRecord) -> Outcome:
     return _resend(context, record, STUCK_ARCHIVE, requested_at=record.archive_requested_at)
 
 
-HANDLERS: dict[WorkKind, Callable[[WorkContext, PackageRecord], Outcome]] = {
+def resend_bulk_step(context: WorkContext, job: BulkJob) -> Outcome:
+    """Send the current step of a bulk send whose steps went quiet: a step died between writing the job
+    and sending the next message, or the message went to the poison queue."""
+    due = context.policy.bulk_step_due(job)
+    now = context.clock()
+    if due is None or due > now:
+        return Outcome.NOT_DUE
+    # Sent before it is counted, as above; the job's step number keeps a repeat from running twice.
+    send_step(context.store, job)
+    seen_step, seen = job.step, job.step_resends
+
+    def change(row: BulkJob) -> bool:
+        if row.step != seen_step or row.step_resends != seen or context.policy.bulk_step_due(row) is None:
+            return False
+        row.step_resends = seen + 1
+        return True
+
+    context.store.bulk.mutate(job.job, change)
+    log_event(_log, "maintenance.bulk_step_resent", logging.WARNING, job=job.job, step=job.step,
+              state=job.state.value, count=seen + 1, stuck_since=job.updated_at.isoformat())
+    return Outcome.RESENT
+
+
+HANDLERS: dict[WorkKind, Callable[[WorkContext, Any], Outcome]] = {
     WorkKind.REMINDER: remind,
     WorkKind.EXPIRY: extend_or_record_expiry,
     WorkKind.RECONCILE: reconcile,
     WorkKind.RECREATE: resend_creation,
     WorkKind.ARCHIVE: resend_archive,
+    WorkKind.BULK_STEP: resend_bulk_step,
 }
+
+
+def rows_of(store: Store, kind: WorkKind) -> PackageRepository | BulkSendRepository:
+    """The table whose rows `kind`'s index rows point at: job rows for BULK_STEP, package rows otherwise."""
+    return store.bulk if kind is WorkKind.BULK_STEP else store.packages

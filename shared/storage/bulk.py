@@ -84,6 +84,8 @@ class BulkJob(BaseModel):
     cancel_requested_at: datetime | None = None
     reason: str | None = None
     error_report: str | None = None
+    step_resends: int = 0  # times the timer sent the current step again (shared.maintenance); 0 at each step
+    index_bulk_step_at: datetime | None = None  # the due time the job's PackageSchedule row holds
     etag: str | None = Field(default=None, exclude=True)
 
     def to_entity(self) -> dict[str, Any]:
@@ -162,9 +164,19 @@ _STATUS_FILTERS = (_ROWS_FILTER, *(_ROWS_FILTER + " and ( " + " or ".join("Statu
                                    for count in range(1, len(_STATUS_PARAMETERS) + 1)))
 
 
+JobWriteHook = Callable[[BulkJob], Callable[[], None] | None]
+
+
 class BulkSendRepository:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, hook: JobWriteHook | None = None) -> None:
         self._table = table
+        # Every job row write passes through here, so the hook (the PackageSchedule index of stalled jobs,
+        # `PackageSchedule.before_job_write`) cannot be forgotten. It may edit the job; what it returns
+        # runs once the write succeeded.
+        self._hook = hook
+
+    def _before_write(self, job: BulkJob) -> Callable[[], None] | None:
+        return self._hook(job) if self._hook is not None else None
 
     # ---- the job ------------------------------------------------------------------------------
 
@@ -175,6 +187,7 @@ class BulkSendRepository:
             return None
 
     def insert(self, job: BulkJob) -> tuple[BulkJob, bool]:
+        after_write = self._before_write(job)
         try:
             metadata = self._table.create_entity(job.to_entity())
         except ResourceExistsError:
@@ -183,6 +196,8 @@ class BulkSendRepository:
                 return self.insert(job)
             return existing, False
         job.etag = metadata.get("etag")
+        if after_write is not None:
+            after_write()
         return job, True
 
     def mutate(self, job_id: str, change: Callable[[BulkJob], bool], attempts: int = 12) -> BulkJob | None:
@@ -192,6 +207,7 @@ class BulkSendRepository:
             if job is None or not change(job):
                 return job
             job.updated_at = utcnow()
+            after_write = self._before_write(job)
             try:
                 metadata = self._table.update_entity(job.to_entity(), mode=UpdateMode.REPLACE, etag=job.etag,
                                                      match_condition=MatchConditions.IfNotModified)
@@ -200,6 +216,8 @@ class BulkSendRepository:
                     raise
                 continue
             job.etag = metadata.get("etag")
+            if after_write is not None:
+                after_write()
             return job
         raise RuntimeError(f"bulk send {job_id} kept changing under {attempts} attempts")
 

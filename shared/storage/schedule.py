@@ -5,8 +5,13 @@ package that has upkeep ahead keeps at most one index row per kind of work:
 
     PartitionKey = due-{yyyymmddhh}        the hour its work falls due (UTC)
     RowKey       = {kind}-{packageRef}     kind: reminder | expiry | reconcile | recreate | archive
+                 = bulk-step-{job}          a bulk send whose chain of `bulk-feed` steps went quiet
     DueAt        = when the work falls due
     NotBefore    = when a runner may take it: DueAt, pushed later by a claim or a back-off
+
+A bulk send (`BulkSends` job row, shared.storage.bulk) that is not final keeps one `bulk-step` row the
+same way, through `before_job_write`, a hook of `BulkSendRepository`: its PackageRef column then holds
+the job id.
 
 A run reads the partitions from the first one up to the current hour, so archived and otherwise ended
 packages (which have no rows) cost nothing, however many there are.
@@ -40,6 +45,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.config import Settings
+from shared.storage.bulk import BulkJob
 from shared.storage.packages import PackageRecord
 from shared.storage.status import UNCREATED, PackageStatus
 
@@ -54,6 +60,9 @@ _OPEN = frozenset({PackageStatus.PENDING, PackageStatus.EXPIRED})
 MAX_CREATION_RESENDS = 5
 # Likewise a Finished row that is not archived gets its archive request again at most this many times.
 MAX_ARCHIVE_RESENDS = 5
+# And a bulk send whose step chain went quiet gets its current step again at most this many times in a
+# row (the count starts again whenever a step runs).
+MAX_BULK_STEP_RESENDS = 5
 
 
 class WorkKind(StrEnum):
@@ -62,11 +71,23 @@ class WorkKind(StrEnum):
     RECONCILE = "reconcile"  # re-read a status no callback has refreshed for a while
     RECREATE = "recreate"  # send the creation request of a row stuck in Received/Creating again
     ARCHIVE = "archive"  # send the archive request of a row stuck in Finished again
+    BULK_STEP = "bulk-step"  # send the current `bulk-feed` step of a bulk send whose steps went quiet
 
     @property
     def index_field(self) -> str:
-        """The `PackageRecord` attribute holding the due time of this kind's index row."""
-        return f"index_{self.value}_at"
+        """The attribute of the package row (or, for BULK_STEP, the job row) holding the due time of this
+        kind's index row."""
+        return f"index_{self.value.replace('-', '_')}_at"
+
+
+PACKAGE_KINDS = tuple(kind for kind in WorkKind if kind is not WorkKind.BULK_STEP)
+
+
+def bulk_quiet_after(settings: Settings) -> timedelta:
+    """How long a bulk send's chain of steps may stay quiet before its step counts as lost: well past the
+    longest delay a step puts before the next (a report interval, a quarter of a rate window)."""
+    longest = max(settings.get_float("BULK_REPORT_INTERVAL_S"), settings.get_float("CONNECTIVE_RATE_WINDOW_S"))
+    return timedelta(seconds=3 * longest + 60)
 
 
 @dataclass(frozen=True)
@@ -95,6 +116,7 @@ class DuePolicy:
     reconcile_after: timedelta
     stuck_creation_after: timedelta = timedelta(minutes=30)
     stuck_archive_after: timedelta = timedelta(minutes=15)
+    bulk_quiet_after: timedelta = timedelta(minutes=4)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DuePolicy:
@@ -109,6 +131,7 @@ class DuePolicy:
             reconcile_after=timedelta(hours=settings.get_float("RECONCILE_AFTER_H")),
             stuck_creation_after=timedelta(minutes=settings.get_float("STUCK_CREATION_AFTER_MIN")),
             stuck_archive_after=timedelta(minutes=settings.get_float("ARCHIVE_STUCK_AFTER_MIN")),
+            bulk_quiet_after=bulk_quiet_after(settings),
         )
 
     def reminders_for(self, record: PackageRecord) -> ReminderPolicy:
@@ -183,6 +206,17 @@ class DuePolicy:
             return None
         return record.updated_at + self.stuck_archive_after * 2**record.archive_resends
 
+    def bulk_step_due(self, job: BulkJob) -> datetime | None:
+        """When a bulk send that is not final counts as stalled: its next `bulk-feed` message was never sent
+        (the step died between its write and the send) or was lost (poison queue).
+
+        Stalled means no write of the job row for `bulk_quiet_after` (doubled after each re-send). Every
+        step writes the row, so a job whose steps run is never due; `step_resends` starts again at each step.
+        """
+        if job.state.is_final or job.step_resends >= MAX_BULK_STEP_RESENDS:
+            return None
+        return job.updated_at + self.bulk_quiet_after * 2**job.step_resends
+
 
 def last_heard_of(record: PackageRecord) -> datetime:
     """The last time we learnt anything about the package from Connective (or it started)."""
@@ -220,8 +254,8 @@ class ScheduleEntry:
     def row_key(self) -> str:
         return row_key(self.kind, self.package_ref)
 
-    def is_current_for(self, record: PackageRecord) -> bool:
-        """True when the package row names this entry's bucket as its index row; else the entry is stale."""
+    def is_current_for(self, record: PackageRecord | BulkJob) -> bool:
+        """True when the package (or job) row names this entry's bucket as its index row; else it is stale."""
         indexed = getattr(record, self.kind.index_field)
         return indexed is not None and bucket_of(indexed) == self.partition
 
@@ -239,25 +273,35 @@ class PackageSchedule:
     # -- the write hook of PackageRepository ----------------------------------------------------------
 
     def before_write(self, record: PackageRecord) -> Callable[[], None] | None:
-        """Bring the index in step with `record`, which is about to be written.
+        """Bring the index in step with `record`, which is about to be written (see `_sync`)."""
+        return self._sync(record, record.ref, self.policy.due_times(record), PACKAGE_KINDS)
+
+    def before_job_write(self, job: BulkJob) -> Callable[[], None] | None:
+        """Bring the job's `bulk-step` index row in step with `job`, which is about to be written."""
+        due = self.policy.bulk_step_due(job)
+        return self._sync(job, job.job, {WorkKind.BULK_STEP: due} if due is not None else {},
+                          (WorkKind.BULK_STEP,))
+
+    def _sync(self, subject: PackageRecord | BulkJob, key: str, due: dict[WorkKind, datetime],
+              kinds: tuple[WorkKind, ...]) -> Callable[[], None] | None:
+        """Bring the index rows of `kinds` in step with `subject` (a package or job row about to be written).
 
         Index rows for work that falls due earlier than indexed are written now, before the package
         row, so a crash in between leaves an early row (harmless) and never a missing one. Rows for
         work that no longer exists are deleted by the returned callable, after the package row is
         written.
         """
-        due = self.policy.due_times(record)
         obsolete: list[tuple[str, str]] = []
-        for kind in WorkKind:
-            indexed: datetime | None = getattr(record, kind.index_field)
+        for kind in kinds:
+            indexed: datetime | None = getattr(subject, kind.index_field)
             wanted = due.get(kind)
             if wanted is None:
                 if indexed is not None:
-                    obsolete.append((bucket_of(indexed), row_key(kind, record.ref)))
-                    setattr(record, kind.index_field, None)
+                    obsolete.append((bucket_of(indexed), row_key(kind, key)))
+                    setattr(subject, kind.index_field, None)
             elif indexed is None or wanted < indexed:
-                self._put(kind, record.ref, wanted)
-                setattr(record, kind.index_field, wanted)
+                self._put(kind, key, wanted)
+                setattr(subject, kind.index_field, wanted)
         if not obsolete:
             return None
         return lambda: self._delete_rows(obsolete)

@@ -37,7 +37,7 @@ class Store:
 
     @cached_property
     def bulk(self) -> BulkSendRepository:
-        return BulkSendRepository(self.clients.table(names.BULK_SENDS_TABLE))
+        return BulkSendRepository(self.clients.table(names.BULK_SENDS_TABLE), hook=self.schedule.before_job_write)
 
     @cached_property
     def events(self) -> PackageEventLog:

@@ -6,7 +6,8 @@ order) dropped. Both must reach Archived, nothing may be refused, and the Connec
 package must stay within the goals of bench/calls_per_package.py: at most 4 and 11, plus one status
 read where the variant's callbacks carry no status. docs/CONNECTIVE_CONTRACT.md lists the variants.
 
-`test_one_variant_of_each_behaviour_at_once` runs on every test run; the full matrix is marked slow.
+`test_one_variant_of_each_behaviour_at_once` runs on every test run; the full matrix is marked `matrix`,
+which `make test` leaves out and `make test-matrix` runs.
 `CONTRACT_VARIANT_FIGURES=path` writes the calls per package of each variant run there (JSON).
 """
 
@@ -117,6 +118,8 @@ def run_flows(bench: BenchWorld, variant: str, knobs: dict[str, Any]) -> dict[st
         assert len(proofs) == SHAPES[shape].documents, row.archived_files
     calls = {shape: int(by_reference.get(item.ref, 0)) for shape, item in dropped.items()}
     _record(variant, calls)
+    # Both packages' calls by operation, so that a package over its goal says which calls were extra.
+    calls["by_operation"] = bench.stats()["calls_by_operation"]  # type: ignore[assignment]
     return calls
 
 
@@ -131,6 +134,7 @@ def test_one_variant_of_each_behaviour_at_once(bench: BenchWorld) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.matrix
 @pytest.mark.parametrize(("behaviour", "variant"), [(b, v) for b, variants in VARIANTS.items() for v in variants])
 def test_every_variant(bench: BenchWorld, behaviour: str, variant: str) -> None:
     knobs = VARIANTS[behaviour][variant]

@@ -21,6 +21,7 @@ def _reference(secret: str) -> str:
 
 
 SECRET_SETTINGS = [setting.name for setting in SETTINGS if setting.secret]
+FIELD = {info.alias: attribute for attribute, info in Settings.model_fields.items()}
 
 
 def test_detection() -> None:
@@ -34,36 +35,39 @@ def test_detection() -> None:
 @pytest.mark.parametrize("name", SECRET_SETTINGS)
 def test_an_unresolved_secret_is_unset(name: str) -> None:
     settings = Settings({name: _reference(name.replace("_", "-"))})
-    assert settings.raw(name) is None
-    assert settings.get_list(name) == []
+    value = getattr(settings, FIELD[name])
+    assert value in (None, ())
     with pytest.raises(MissingSetting, match="Key Vault reference that could not be resolved"):
-        settings.get(name)
+        settings.require(value, name)
 
 
 def test_an_unresolved_setting_with_a_default_falls_back_to_it() -> None:
     settings = Settings({"CONNECTIVE_READ_TIMEOUT_S": _reference("TIMEOUT")})
-    assert settings.get_int("CONNECTIVE_READ_TIMEOUT_S") == 60
+    assert settings.connective_read_timeout_s == 60
 
 
 def test_a_resolved_value_is_kept() -> None:
-    assert Settings({"CALLBACK_SECRETS": "s1,s2"}).get_list("CALLBACK_SECRETS") == ["s1", "s2"]
+    secrets = Settings({"CALLBACK_SECRETS": "s1, s2"}).callback_secrets
+    assert [secret.get_secret_value() for secret in secrets] == ["s1", "s2"]
 
 
 def test_an_unresolved_storage_connection_falls_back_to_identity_settings() -> None:
     settings = Settings({"DocumentStorage": _reference("DOCS"),
                          "DocumentStorage__blobServiceUri": "https://st.blob.core.windows.net",
                          "DocumentStorage__clientId": _reference("CLIENT")})
-    assert settings.connection("DocumentStorage") == (None, {"blobServiceUri": "https://st.blob.core.windows.net"})
-    with pytest.raises(MissingSetting):
-        Settings({"DocumentStorage": _reference("DOCS")}).connection("DocumentStorage")
+    connection = settings.storage_connection("DocumentStorage")
+    assert connection.connection_string is None and connection.identity is not None
+    assert connection.identity.blob_service_uri == "https://st.blob.core.windows.net"
+    assert connection.identity.client_id is None
+    with pytest.raises(MissingSetting, match="DocumentStorage"):
+        Settings({"DocumentStorage": _reference("DOCS")}).storage_connection("DocumentStorage")
 
 
 def test_the_unresolved_setting_is_reported_once_by_name(caplog: pytest.LogCaptureFixture) -> None:
     name = "WEBHOOK_SIGNING_SECRET"
-    settings = Settings({name: _reference("WEBHOOK-SIGNING-SECRET")})
     with caplog.at_level(logging.WARNING, logger="shared.config"):
         for _ in range(3):
-            settings.raw(name)
+            Settings({name: _reference("WEBHOOK-SIGNING-SECRET")})
     reports = [r for r in caplog.records if r.getMessage() == "config.unresolved_key_vault_reference"
                and r.fields["setting"] == name]  # type: ignore[attr-defined]
     assert len(reports) <= 1  # another test in this process may have reported it already

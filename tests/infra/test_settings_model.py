@@ -60,7 +60,7 @@ def test_a_bad_value_never_shows_a_secret() -> None:
 
 def test_a_required_setting_fails_where_it_is_used() -> None:
     settings = Settings({})  # a process that never calls Connective builds its settings without the login
-    with pytest.raises(MissingSetting, match="CONNECTIVE_USERNAME.*API user"):
+    with pytest.raises(MissingSetting, match=r"CONNECTIVE_USERNAME.*API user"):
         settings.require(settings.connective_username, "CONNECTIVE_USERNAME")
     with pytest.raises(MissingSetting, match="CALLBACK_SECRETS"):
         settings.require(settings.callback_secrets, "CALLBACK_SECRETS")

@@ -106,7 +106,7 @@ def test_unreachable_receiver_is_retried(settings: Settings, store: Store, recei
 
 def test_strict_mode_refuses_loopback_at_delivery_time(settings: Settings, store: Store,
                                                       receiver: Receiver) -> None:
-    strict = Settings({**settings._env, "WEBHOOK_ALLOW_LOOPBACK": "false", "WEBHOOK_MAX_ATTEMPTS": "1"})
+    strict = settings.model_copy(update={"webhook_allow_loopback": False, "webhook_max_attempts": 1})
     subscription = subscribe(store, receiver.url, [EventType.SIGNER_ACTED])
     publish_event(store, EventType.SIGNER_ACTED, _ref(), {"email": "a@example.com", "action": "signed"})
     [message] = take_messages(store, subscription.id)

@@ -21,11 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import context as context_api
 from requests.adapters import HTTPAdapter
 
-from shared.connective import counters
+from shared.connective import counters, recording
 from shared.connective.config import ConnectiveConfig
 from shared.connective.errors import (
     AmbiguousCreateError,
@@ -45,20 +44,6 @@ from shared.connective.uploads import RequestBody
 logger = logging.getLogger("shared.connective")
 
 _MAX_ERROR_BODY_BYTES = 64 * 1024
-
-# Traces and metrics through the OpenTelemetry API only (as azure-core does): no-ops until the app
-# installs an SDK. One CLIENT span per attempt, i.e. per request sent (Application Insights shows it
-# as a dependency); attributes never hold a body, a credential or a document byte.
-_tracer = trace.get_tracer("shared.connective")
-_meter = metrics.get_meter("shared.connective")
-_calls = _meter.create_counter(
-    "connective.calls", unit="{call}",
-    description="Requests sent to Connective (each took a rate token), by operation and status.")
-_deferrals = _meter.create_counter("connective.deferrals", unit="{call}",
-                                   description="Calls that found no rate token within their wait; nothing was sent.")
-_rate_wait = _meter.create_histogram("connective.rate_wait", unit="s",
-                                     description="Time spent waiting for a rate token.")
-
 
 
 def build_session(config: ConnectiveConfig) -> requests.Session:
@@ -93,8 +78,8 @@ _MAX_LATE_PERMITS = 5
 class _Attempt:
     number: int
     started: float
+    record: recording.AttemptRecord  # its dependency span and metrics (shared.connective.recording)
     send_delay_s: float | None = None
-    span: trace.Span = trace.INVALID_SPAN
 
 
 class Transport:
@@ -194,17 +179,16 @@ class Transport:
             try:
                 permit = self.limiter.acquire(wait_s)
             except RateLimitDeferred as deferred:
-                _deferrals.add(1, {"operation": operation.name})
+                recording.count_deferral(operation.name)
                 log_event("connective.deferred", **context, attempt=number,
                           retry_after_s=round(deferred.retry_after_s, 3))
                 raise
-            attempt = _Attempt(number, time.perf_counter())
+            started = time.perf_counter()
             if permit.leave():
-                attempt.send_delay_s = permit.delay_s
-                rate_wait_s = attempt.started - waiting_since
-                _rate_wait.record(rate_wait_s, {"operation": operation.name})
-                attempt.span = _start_span(operation, context, self._server, number, rate_wait_s)
-                return attempt, prepared
+                record = recording.AttemptRecord(
+                    operation.name, operation.method, operation.path, self._server, context["package_id"], number,
+                    rate_wait_s=started - waiting_since, parent=context_api.get_current(), started_ns=time.time_ns())
+                return _Attempt(number, started, record, send_delay_s=permit.delay_s), prepared
             late += 1
             counters.count(counters.LATE_PERMIT, operation=operation.name)
             log_event("connective.late_permit", logging.WARNING, **context, attempt=number,
@@ -264,8 +248,10 @@ class Transport:
     def _log(context: dict[str, Any], attempt: _Attempt, *, status: int | None, error_code: str | None,
              retry_in_s: float | None, ambiguous: bool = False, possibly_applied: bool = False) -> None:
         ok = status is not None and status < 400
-        _end_span(attempt.span, context["operation"], status=status, error_code=error_code, retry_in_s=retry_in_s,
-                  ambiguous=ambiguous, possibly_applied=possibly_applied)
+        record = attempt.record
+        record.ended_ns, record.status, record.error_code = time.time_ns(), status, error_code
+        record.retry_in_s, record.ambiguous, record.possibly_applied = retry_in_s, ambiguous, possibly_applied
+        recording.record(record)
         delay_ms = None if attempt.send_delay_s is None else round(attempt.send_delay_s * 1000, 1)
         log_event("connective.call", logging.INFO if ok else logging.WARNING, **context,
                   status=status, duration_ms=round((time.perf_counter() - attempt.started) * 1000, 1),
@@ -273,33 +259,3 @@ class Transport:
                   attempt=attempt.number, error_code=error_code,
                   retry_in_s=None if retry_in_s is None else round(retry_in_s, 3))
 
-
-def _start_span(operation: Operation, context: dict[str, Any], server: str, attempt: int,
-                rate_wait_s: float) -> trace.Span:
-    """The attempt's dependency span: what was called and how long it waited, never what was sent."""
-    attributes: dict[str, Any] = {
-        "connective.operation": operation.name, "http.request.method": operation.method,
-        "url.template": operation.path, "server.address": server,
-        "connective.attempt": attempt, "connective.rate_wait_ms": round(rate_wait_s * 1000, 3),
-    }
-    if context.get("package_id"):
-        attributes["connective.package_id"] = context["package_id"]
-    return _tracer.start_span(f"Connective {operation.name}", kind=SpanKind.CLIENT, attributes=attributes)
-
-
-def _end_span(span: trace.Span, operation: str, *, status: int | None, error_code: str | None,
-              retry_in_s: float | None, ambiguous: bool, possibly_applied: bool) -> None:
-    _calls.add(1, {"operation": operation, "status": str(status) if status is not None else "error"})
-    if not span.is_recording():
-        return
-    attributes: dict[str, Any] = {"connective.ambiguous": ambiguous, "connective.possibly_applied": possibly_applied}
-    if status is not None:
-        attributes["http.response.status_code"] = status
-    if error_code:
-        attributes["connective.error_code"] = error_code
-    if retry_in_s is not None:
-        attributes["connective.retry_in_s"] = round(retry_in_s, 3)
-    span.set_attributes(attributes)
-    if status is None or status >= 400:
-        span.set_status(Status(StatusCode.ERROR, error_code or f"HTTP {status}"))
-    span.end()

@@ -100,6 +100,7 @@ def _configure_azure_monitor(settings: Settings, connection_string: str, span_pr
     if credential is not None:
         options["credential"] = credential
     configure_azure_monitor(**options)
+    _record_client_calls_in_background()
 
 
 def _credential(authentication: str) -> Any:
@@ -136,6 +137,15 @@ def install_sdk(span_processors: list[Any], log_processors: list[Any], metric_re
     logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
     _filter_exported_logs()
     azure_settings.tracing_implementation = OpenTelemetrySpan  # storage calls become dependency spans
+    _record_client_calls_in_background()
+
+
+def _record_client_calls_in_background() -> None:
+    """The Connective client's dependency spans and metrics are made off the calling thread from now
+    on (shared.connective.recording): redaction and every span processor run there too."""
+    from shared.connective import recording
+
+    recording.record_in_background()
 
 
 def _add_local_exporter(settings: Settings, span_processors: list[Any], log_processors: list[Any],

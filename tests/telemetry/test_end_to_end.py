@@ -94,6 +94,20 @@ def test_one_package_is_one_trace_from_upload_to_archive(world: LocalWorld, tele
         return spans if done else None
 
     spans = _wait_for("the archive step's span", spans_through_archive)
+    # The client's dependency spans are made on a background thread of each process (they may reach
+    # the file after the step that made the call): wait until one per call Connective saw is there.
+    stats = requests.get(f"{world.sandbox_root_url}/_sandbox/stats", timeout=10).json()
+    calls = int(stats["calls_by_external_reference"][ref])
+
+    def dependencies_of(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [s for s in entries if s["trace_id"] == UPLOADER_TRACE and s["kind"] == "CLIENT"
+                and s["name"].startswith("Connective ")]
+
+    def spans_with_every_dependency() -> list[dict[str, Any]] | None:
+        entries = read_entries(telemetry_dir, "spans")
+        return entries if len(dependencies_of(entries)) >= calls else None
+
+    spans = _wait_for(f"{calls} Connective dependency spans", spans_with_every_dependency)
     package = [s for s in spans if s["trace_id"] == UPLOADER_TRACE]
 
     # Every step of the journey is in the uploader's trace, each linked to the invocation that ran it.
@@ -107,9 +121,7 @@ def test_one_package_is_one_trace_from_upload_to_archive(world: LocalWorld, tele
             span["parent_span_id"] == UPLOADER_TRACEPARENT.split("-")[2], f"{span['name']} is not connected"
 
     # One dependency span per call Connective saw for this package, with the expected attributes.
-    stats = requests.get(f"{world.sandbox_root_url}/_sandbox/stats", timeout=10).json()
-    calls = int(stats["calls_by_external_reference"][ref])
-    dependencies = [s for s in package if s["kind"] == "CLIENT" and s["name"].startswith("Connective ")]
+    dependencies = dependencies_of(package)
     assert len(dependencies) == calls, [s["name"] for s in dependencies]
     for span in dependencies:
         assert set(span["attributes"]) >= CONNECTIVE_SPAN_ATTRIBUTES, span

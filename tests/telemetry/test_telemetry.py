@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
@@ -24,8 +25,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import shared.telemetry as telemetry
 from devtools.azurite import PROJECT_ROOT
 from shared.config import Settings
-from shared.connective import RateLimitDeferred, transport
-from shared.connective.errors import AmbiguousCreateError
+from shared.connective import RateLimitDeferred, recording
+from shared.connective.errors import AmbiguousCreateError, InvalidRequestError
 from shared.logging import invocation_scope, log_event, package_scope, register_secrets
 from shared.telemetry import setup
 from shared.telemetry.redaction import RedactingLogRecordProcessor, RedactingSpanProcessor
@@ -63,11 +64,12 @@ def exported(monkeypatch: pytest.MonkeyPatch) -> Iterator[Exported]:
     sink = Exported()
     tracer = sink.tracer_provider.get_tracer("test")
     meter = sink.meter_provider.get_meter("test")
-    monkeypatch.setattr(transport, "_tracer", tracer)
+    monkeypatch.setattr(recording, "_tracer", tracer)
     monkeypatch.setattr(telemetry, "tracer", tracer)
+    monkeypatch.setattr(recording, "_background", None)  # inline unless a test asks for the background thread
     for name, factory in (("_calls", meter.create_counter), ("_deferrals", meter.create_counter),
                           ("_rate_wait", meter.create_histogram)):
-        monkeypatch.setattr(transport, name, factory(getattr(transport, name)._name))
+        monkeypatch.setattr(recording, name, factory(getattr(recording, name)._name))
     for event in list(telemetry._client_events):  # the client's own counters, through the listener
         monkeypatch.setitem(telemetry._client_events, event, meter.create_counter(event))
     yield sink
@@ -93,6 +95,60 @@ def test_each_attempt_is_one_client_span_with_the_calls_facts(exported: Exported
     assert counted[(("operation", "get_package_status"), ("status", "429"))] == 1
     assert counted[(("operation", "get_package_status"), ("status", "200"))] == 1
     assert exported.counters("connective.throttled") == {(("operation", "get_package_status"),): 1}
+
+
+def test_in_the_background_each_attempt_is_the_same_span_in_the_callers_trace(exported: Exported) -> None:
+    """With an SDK installed the spans and metric points are made off the calling thread: same facts,
+    same timing, the caller's span as parent, and redacted before any exporter sees them."""
+    recording.record_in_background()
+    register_secrets(["bg-secret-4242"])
+    h = make_client()
+    h.adapter.script((429, None, {"Retry-After": "1"}), (200, STATUS_BODY),
+                     (400, {"ErrorCode": "Bad bg-secret-4242", "Message": "m"}))
+    with telemetry.tracer.start_as_current_span("invocation") as invocation:
+        h.client.get_package_status(PACKAGE_ID)
+        with pytest.raises(InvalidRequestError):
+            h.client.get_package_status(PACKAGE_ID)
+    assert recording.flush()
+
+    *spans, refused = [s for s in exported.spans.get_finished_spans() if s.name.startswith("Connective ")]
+    assert "bg-secret-4242" not in json.dumps(dict(refused.attributes or {})) + str(refused.status.description)
+    assert dict(refused.attributes or {})["http.response.status_code"] == 400
+    assert [dict(s.attributes or {})["connective.attempt"] for s in spans] == [1, 2]
+    assert [dict(s.attributes or {})["http.response.status_code"] for s in spans] == [429, 200]
+    parent = invocation.get_span_context()
+    for span in spans:
+        assert span.parent is not None and span.parent.span_id == parent.span_id
+        assert span.context is not None and span.context.trace_id == parent.trace_id
+        assert span.start_time is not None and span.end_time is not None
+        assert invocation.start_time is not None and invocation.end_time is not None  # type: ignore[attr-defined]
+        assert invocation.start_time <= span.start_time <= span.end_time <= invocation.end_time  # type: ignore[attr-defined]
+    assert spans[0].end_time <= spans[1].start_time  # type: ignore[operator]
+    assert spans[0].status.status_code is trace.StatusCode.ERROR
+    counted = exported.counters("connective.calls")
+    assert counted[(("operation", "get_package_status"), ("status", "429"))] == 1
+    assert counted[(("operation", "get_package_status"), ("status", "200"))] == 1
+
+
+def test_the_background_thread_survives_a_failing_emit_and_keeps_order(
+        exported: Exported, monkeypatch: pytest.MonkeyPatch) -> None:
+    recording.record_in_background()
+    emitted: list[int] = []
+    real_emit = recording.emit
+
+    def flaky(record: recording.AttemptRecord) -> None:
+        if record.number == 2:
+            raise RuntimeError("exporter bug")
+        emitted.append(record.number)
+        real_emit(record)
+
+    monkeypatch.setattr(recording, "emit", flaky)
+    parent = context_api.get_current()
+    for number in (1, 2, 3):
+        recording.record(recording.AttemptRecord("get_package_status", "GET", "/p", "h", None, number, 0.0,
+                                                 parent, started_ns=1, ended_ns=2, status=200))
+    assert recording.flush()
+    assert emitted == [1, 3]
 
 
 def test_an_ambiguous_create_says_so_and_carries_no_body(exported: Exported) -> None:

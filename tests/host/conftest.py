@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
@@ -38,7 +38,9 @@ def start_host(connection_string: str, tmp_path: Path, workers: int = 1, *extra_
                        settings=tmp_path / "no-local.settings.json", extra_args=tuple(extra_args)).start()
 
 
-def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, interval_s: float = 0.1) -> Any:
+def wait_for(condition: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.1) -> Any:
+    """Poll until `condition` is truthy and return its value. The deadline only bounds a broken run: a
+    loaded machine may take many times longer than a quiet one, and the test must still pass."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
@@ -74,6 +76,33 @@ class Storage:
         try:
             return [m.content for m in client.peek_messages(max_messages=32)]
         except Exception:
+            return []
+
+    def messages_left(self, queue: str) -> int:
+        """Messages still in `queue`, invisible ones (being run, or waiting for a retry) included."""
+        try:
+            return self.queues.get_queue_client(queue).get_queue_properties().approximate_message_count
+        except ResourceNotFoundError:
+            return 0
+
+    def blob_work_left(self) -> int:
+        """Messages on the host's internal blob-trigger work queues (one per host id)."""
+        return sum(self.messages_left(queue.name)
+                   for queue in self.queues.list_queues(name_starts_with="azure-webjobs-blobtrigger-"))
+
+    def complete_receipts(self, function: str = "blob_inbox") -> list[str]:
+        """Names of the blob receipts of `function` whose run has finished (no `Incomplete` mark).
+
+        The host marks a receipt complete after the run and its outputs, and runs a blob version only
+        while its receipt is incomplete: a version with a complete receipt can never run again.
+        """
+        container = self.blobs.get_container_client("azure-webjobs-hosts")
+        try:
+            return [receipt.name for receipt in container.list_blobs(name_starts_with="blobreceipts/",
+                                                                     include=["metadata"])
+                    if f"/Host.Functions.{function}/" in receipt.name
+                    and not (receipt.metadata or {}).get("Incomplete")]
+        except ResourceNotFoundError:
             return []
 
     def calls(self, function: str) -> list[dict[str, Any]]:

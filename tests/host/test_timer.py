@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from devtools.azurite import Azurite
@@ -28,21 +27,22 @@ def test_fires_on_schedule_then_past_due_once_after_a_missed_run(fresh_azurite: 
     storage = Storage(fresh_azurite.connection_string)
     host = start_host(fresh_azurite.connection_string, tmp_path)
     try:
-        ticks = wait_for(lambda: len(_ticks(storage)) >= 2 and _ticks(storage), timeout_s=8)
+        ticks = wait_for(lambda: len(_ticks(storage)) >= 2 and _ticks(storage))
     finally:
         host.stop()
     assert not any(row["past_due"] for row in ticks)
-    for row in ticks:  # `*/2 * * * * *`: on even seconds, UTC
-        fired = datetime.fromtimestamp(row["fired_at"], UTC)
-        assert fired.second % 2 == 0 and fired.microsecond < 500_000
     status = _status(storage)
+    # `*/2 * * * * *`: occurrences on even seconds, UTC. The status records the occurrences; when the
+    # function itself ran depends on the machine's load and is no part of the schedule.
+    for moment in (datetime.fromisoformat(status["Last"]), datetime.fromisoformat(status["Next"])):
+        assert moment.second % 2 == 0 and moment.microsecond == 0
     missed = datetime.fromisoformat(status["Next"])
     # Stay down past the next occurrence, then start again: one catch-up run marked past due.
-    time.sleep(max(0.0, (missed - datetime.now(UTC)).total_seconds()) + 2.5)
+    wait_for(lambda: datetime.now(UTC) > missed + timedelta(seconds=1), interval_s=0.2)
     before = len(ticks)
     host = start_host(fresh_azurite.connection_string, tmp_path)
     try:
-        wait_for(lambda: len(_ticks(storage)) >= before + 2, timeout_s=8)
+        wait_for(lambda: len(_ticks(storage)) >= before + 2)
     finally:
         host.stop()
     after = _ticks(storage)[before:]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -25,9 +24,16 @@ def test_three_workers_handle_each_message_and_blob_exactly_once(fresh_azurite: 
             storage.send("work-items", json.dumps({"id": f"m{index}", "sleep": 0.05}))
         for index in range(BLOBS):
             storage.upload(INBOX, f"scale/doc-{index}.txt", b"x")
-        wait_for(lambda: len(storage.calls("queue_work")) >= MESSAGES, timeout_s=30)
-        wait_for(lambda: len(storage.calls("blob_inbox")) >= BLOBS, timeout_s=15)
-        time.sleep(1.5)  # anything that would run twice has had its chance
+        wait_for(lambda: len(storage.calls("queue_work")) >= MESSAGES, timeout_s=120)
+        wait_for(lambda: len(storage.calls("blob_inbox")) >= BLOBS, timeout_s=120)
+        # A second run would need a message still in the queue or a blob whose receipt is not yet
+        # complete: once the queues are empty and every receipt is complete, all runs are counted.
+        wait_for(lambda: storage.messages_left("work-items") == 0, timeout_s=120)
+        wait_for(lambda: len(storage.complete_receipts()) >= BLOBS and storage.blob_work_left() == 0,
+                 timeout_s=120)
+        # The invocation lines are read from the host's output, which may trail the table rows.
+        wait_for(lambda: len([e for e in host.events("host.invocation") if e["function"] == "queue_work"])
+                 >= MESSAGES)
         rows = storage.calls("queue_work")
         assert Counter(row["item"] for row in rows) == Counter(f"m{i}" for i in range(MESSAGES))
         assert all(row["dequeue_count"] == 1 for row in rows)
@@ -49,11 +55,11 @@ def test_a_killed_worker_is_replaced_and_the_others_carry_on(fresh_azurite: Azur
         victim, survivor = host.worker_pids()
         os.kill(victim, signal.SIGKILL)
         storage.send("work-items", json.dumps({"id": "after-kill"}))
-        rows = wait_for(lambda: storage.calls("queue_work"), timeout_s=10)
+        rows = wait_for(lambda: storage.calls("queue_work"))
         assert rows[0]["item"] == "after-kill"
-        pids = wait_for(lambda: len(host.worker_pids()) == 2 and host.worker_pids(), timeout_s=15)
+        pids = wait_for(lambda: len(host.worker_pids()) == 2 and host.worker_pids())
         assert survivor in pids and victim not in pids
-        restarted = [e for e in host.events("host.worker.restarting")]
+        restarted = wait_for(lambda: host.events("host.worker.restarting"))
         assert restarted and restarted[0]["exit_code"] == -signal.SIGKILL
     finally:
         host.stop()

@@ -1,10 +1,13 @@
 """One process taking rate tokens as fast as it can from a shared TableRateLimiter.
 
-Run as `python -m tests.limiter.hammer '<json options>'`; prints a JSON list of the wall-clock
-times (time.time(), comparable across processes on one machine) at which it was granted a token.
-Options: connection_string, connection_key, calls, window_s, lease_validity_s, start_at (wall
-time to begin, so all processes start together), duration_s, clock_offset_s (added to this
-process's clock), clock_jump_s and clock_jump_after_s (a forward step of that clock mid-run).
+Run as `python -m tests.limiter.hammer '<json options>'`. Once its limiter is built it prints
+`ready` and reads one line from stdin: the wall-clock time (time.time(), comparable across
+processes on one machine) at which to begin, so every process starts together however long the
+others took to import. It then prints a JSON list of [before, after] pairs: each call was sent
+(its permit's `leave()` said yes) at some moment between the two. A descheduled process widens
+a pair instead of misplacing the call. Options: connection_string, connection_key, calls,
+window_s, lease_validity_s, duration_s, clock_offset_s (added to this process's clock),
+clock_jump_s and clock_jump_after_s (a forward step of that clock mid-run).
 """
 
 from __future__ import annotations
@@ -17,37 +20,37 @@ from shared.connective.ratelimit import RateLimitDeferred
 from shared.storage.ratelimit import TableRateLimiter
 
 
-def skewed_clock(offset_s: float, jump_s: float, jump_at: float) -> object:
+def main(options: dict[str, float | str]) -> list[list[float]]:
+    jump = {"at": float("inf")}
+    offset_s, jump_s = float(options.get("clock_offset_s", 0.0)), float(options.get("clock_jump_s", 0.0))
+
     def clock() -> float:
-        now = time.monotonic()
-        return now + offset_s + (jump_s if time.time() >= jump_at else 0.0)
+        return time.monotonic() + offset_s + (jump_s if time.time() >= jump["at"] else 0.0)
 
-    return clock
-
-
-def main(options: dict[str, float | str]) -> list[float]:
-    start_at = float(options["start_at"])
-    clock = skewed_clock(float(options.get("clock_offset_s", 0.0)), float(options.get("clock_jump_s", 0.0)),
-                         start_at + float(options.get("clock_jump_after_s", 1e9)))
     limiter = TableRateLimiter(
         str(options["connection_string"]), str(options["connection_key"]),
         int(options["calls"]), float(options["window_s"]), lease_size=int(options.get("lease_size", 5)),
         lease_validity_s=float(options["lease_validity_s"]), latency_margin_s=float(options["latency_margin_s"]),
-        clock_skew_s=float(options.get("clock_skew_s", 0.02)), clock=clock,  # type: ignore[arg-type]
+        clock_skew_s=float(options.get("clock_skew_s", 0.02)), clock=clock,
     )
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+    jump["at"] = start_at + float(options.get("clock_jump_after_s", float("inf")))
     time.sleep(max(0.0, start_at - time.time()))
     end_at = start_at + float(options["duration_s"])
-    grants: list[float] = []
+    sent: list[list[float]] = []
     while True:
         remaining = end_at - time.time()
         if remaining <= 0:
             break
         try:
-            limiter.acquire(max_wait_s=remaining)
+            permit = limiter.acquire(max_wait_s=remaining)
         except RateLimitDeferred:
             break
-        grants.append(time.time())
-    return grants
+        before = time.time()
+        if permit.leave():  # as the client does right before writing a request; a late permit is void
+            sent.append([before, time.time()])
+    return sent
 
 
 if __name__ == "__main__":

@@ -31,3 +31,18 @@ def window_fill(times: Sequence[float], start: float, end: float, calls: int, wi
         moment = start + (end - start) * index / (samples - 1)
         total += bisect_left(ordered, moment) - bisect_left(ordered, moment - window_s)
     return total / samples / calls
+
+
+def most_surely_in_any_window(spans: Iterable[Sequence[float]], window_s: float) -> int:
+    """`most_in_any_window` for moments known only to lie within [before, after] spans.
+
+    Counts, for every window [t - window_s, t], the spans that lie wholly inside it: those moments
+    are in that window whatever they were exactly. A wide span (its process was descheduled) is
+    counted in fewer windows, never in a wrong one, so the count holds on a loaded machine.
+    """
+    ordered = sorted((float(before), float(after)) for before, after in spans)
+    most = 0
+    for _, end in ordered:
+        inside = sum(1 for before, after in ordered if after <= end and before > end - window_s)
+        most = max(most, inside)
+    return most

@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -275,6 +276,22 @@ def test_cold_start_loads_no_sdk_or_exporter_without_a_setting() -> None:
                             env=env, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_installing_an_exporter_moves_the_clients_spans_off_the_calling_thread(tmp_path: Path) -> None:
+    settings = {"TELEMETRY_EXPORTER": "jsonl", "TELEMETRY_JSONL_DIR": str(tmp_path)}
+    script = (
+        "from shared.config import Settings\n"
+        "from shared.connective import recording\n"
+        "from shared.telemetry import setup\n"
+        "assert recording._background is None\n"
+        f"setup.configure_from_settings(Settings({settings!r}))\n"
+        "print(recording._background is not None)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin"}, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
 
 
 def test_every_trigger_module_opens_its_invocation_through_telemetry() -> None:

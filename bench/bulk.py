@@ -41,8 +41,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
 from bench._world import BenchWorld
-from bench.saturation import NO_MAINTENANCE, SCALED_LIMITER_SETTINGS, WARM_UP_WINDOWS
-from shared.config import Settings
+from bench.saturation import NO_MAINTENANCE, WARM_UP_WINDOWS, scaled_limiter_settings
 from shared.storage import names
 from tests.limiter.windows import window_fill
 from tests.sandbox.pdfs import make_pdf
@@ -105,9 +104,7 @@ def _summary(service: BlobServiceClient, job: str) -> dict[str, Any] | None:
 
 
 def budget_settings(calls: int, window_s: float) -> dict[str, str]:
-    defaults = Settings({})
-    compression = 60.0 / window_s
-    scaled = {name: f"{defaults.get_float(name) / compression:.6f}" for name in SCALED_LIMITER_SETTINGS}
+    scaled = scaled_limiter_settings(60.0 / window_s)
     return {"CONNECTIVE_RATE_CALLS": str(calls), "CONNECTIVE_RATE_WINDOW_S": f"{window_s:g}",
             "CONNECTIVE_RATE_LIMITER": "table", "MAINTENANCE_SCHEDULE": NO_MAINTENANCE,
             "BULK_REPORT_INTERVAL_S": f"{POLL_S:g}", **scaled}

@@ -110,8 +110,14 @@ REAL_WINDOW_S = 60.0
 # Limiter durations shrunk with the window. The latency margin and the send allowance are not: they cover the
 # time from a token's grant to the call's arrival, which on a busy machine is tens of milliseconds whatever
 # the window.
-SCALED_LIMITER_SETTINGS = ("CONNECTIVE_RATE_LEASE_VALIDITY_S", "CONNECTIVE_RATE_CLOCK_SKEW_S")
 WARM_UP_WINDOWS = 2
+
+
+def scaled_limiter_settings(compression: float) -> dict[str, str]:
+    """The table limiter's lease validity and clock skew, shrunk with the window."""
+    defaults = Settings({})
+    return {"CONNECTIVE_RATE_LEASE_VALIDITY_S": f"{defaults.connective_rate_lease_validity_s / compression:.6f}",
+            "CONNECTIVE_RATE_CLOCK_SKEW_S": f"{defaults.connective_rate_clock_skew_s / compression:.6f}"}
 LOCAL_ONLY_EXTRA_WINDOWS = 2
 # The shared run has this long (from the host's start) to archive everything; the local-only run as long as it took.
 RUN_LIMIT_S = 150.0
@@ -138,8 +144,7 @@ class Budget:
         return REAL_WINDOW_S / self.window_s
 
     def app_settings(self, limiter: str) -> dict[str, str]:
-        defaults = Settings({})
-        scaled = {name: f"{defaults.get_float(name) / self.compression:.6f}" for name in SCALED_LIMITER_SETTINGS}
+        scaled = scaled_limiter_settings(self.compression)
         return {"CONNECTIVE_RATE_CALLS": str(self.calls), "CONNECTIVE_RATE_WINDOW_S": f"{self.window_s:g}",
                 "CONNECTIVE_RATE_LIMITER": limiter, "MAINTENANCE_SCHEDULE": NO_MAINTENANCE, **scaled}
 

@@ -30,6 +30,6 @@ def archive_signed_package(message: func.QueueMessage, context: func.Context) ->
     ref = payload["packageRef"]
     with invocation(context), package_scope(ref), \
             package_step("package.archive", ref, payload.get("traceparent"), kind=SpanKind.CONSUMER):
-        settings = Settings()
-        client = connective_client(settings).with_rate_wait(settings.get_float("QUEUE_RATE_WAIT_S"))
+        settings = Settings.current()
+        client = connective_client(settings).with_rate_wait(settings.queue_rate_wait_s)
         handle_archive_request(shared_store(settings), client, settings, payload)

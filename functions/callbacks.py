@@ -31,7 +31,7 @@ def connective_callback(req: func.HttpRequest, context: func.Context) -> func.Ht
     from shared.telemetry import invocation
 
     with invocation(context), package_scope(req.route_params.get("packageRef", "")):
-        settings = Settings()
+        settings = Settings.current()
         return answer_connective_request(req, settings, lambda ref, token: handle_callback(
             shared_store(settings), connective_client(settings), settings, ref, token,
             claim_from_request(req.params, req.get_body())))
@@ -46,7 +46,7 @@ def connective_link_request(req: func.HttpRequest, context: func.Context) -> fun
     from shared.telemetry import invocation
 
     with invocation(context), package_scope(req.route_params.get("packageRef", "")):
-        settings = Settings()
+        settings = Settings.current()
         return answer_connective_request(req, settings, lambda ref, token: handle_link_request(
             shared_store(settings), connective_client(settings), settings, ref, token, req.get_body(), req.params))
 
@@ -66,5 +66,5 @@ def refresh_package_status(message: func.QueueMessage, context: func.Context) ->
     ref = payload["packageRef"]
     with invocation(context), package_scope(ref), \
             package_step("package.status_refresh", ref, payload.get("traceparent"), kind=SpanKind.CONSUMER):
-        settings = Settings()
+        settings = Settings.current()
         handle_status_refresh(shared_store(settings), connective_client(settings), settings, payload)

@@ -24,5 +24,5 @@ def scheduled_upkeep(timer: func.TimerRequest, context: func.Context) -> None:
     with invocation(context):
         settings = services.settings()
         # A short wait for the connection's token: when intake and callbacks are using it, the timer yields.
-        client = services.connective(settings, rate_wait_s=settings.get_float("QUEUE_RATE_WAIT_S"))
+        client = services.connective(settings, rate_wait_s=settings.queue_rate_wait_s)
         run_maintenance(services.store(settings), client, settings, past_due=timer.past_due)

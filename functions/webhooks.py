@@ -26,5 +26,5 @@ def deliver_webhook_event(message: func.QueueMessage, context: func.Context) -> 
         payload = read_message(message.get_body(), WebhookDeliveryMessage, names.WEBHOOK_EVENTS_QUEUE, message.id)
         if payload is None:
             return
-        settings = Settings()
+        settings = Settings.current()
         deliver(settings, shared_store(settings), payload)

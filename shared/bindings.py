@@ -13,9 +13,9 @@ from shared.config import Settings
 
 def blob_trigger_source(settings: Settings) -> func.BlobSource:
     """`EventGrid` on Flex Consumption (BLOB_TRIGGER_SOURCE), container scans where the host polls."""
-    if settings.get("BLOB_TRIGGER_SOURCE").strip().lower() == "eventgrid":
+    if settings.blob_trigger_source == "EventGrid":
         return func.BlobSource.EVENT_GRID
     return func.BlobSource.LOGS_AND_CONTAINER_SCAN
 
 
-BLOB_SOURCE = blob_trigger_source(Settings())
+BLOB_SOURCE = blob_trigger_source(Settings.current())

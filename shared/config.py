@@ -398,50 +398,6 @@ class Settings(BaseSettings):
             return StorageConnection(name, identity=value)
         raise MissingSetting(f"setting {name} (or identity-based {name}__*) is required: {_description(name)}")
 
-    # --- transitional string getters (removed once every caller reads typed attributes) ---------------
-
-    def _attribute(self, name: str) -> object:
-        field = _FIELD_BY_NAME.get(name)
-        if field is None:
-            raise KeyError(f"{name} is not a declared setting; add it to shared.config.Settings")
-        return getattr(self, field)
-
-    def raw(self, name: str) -> str | None:
-        value = self._attribute(name)
-        if value is None or value == ():
-            return None
-        if isinstance(value, SecretStr):
-            return value.get_secret_value()
-        if isinstance(value, tuple):
-            return ",".join(part.get_secret_value() for part in value)
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-
-    def get(self, name: str) -> str:
-        value = self.raw(name)
-        return self.require(value, name)
-
-    def get_int(self, name: str) -> int:
-        return int(self.get(name))
-
-    def get_float(self, name: str) -> float:
-        return float(self.get(name))
-
-    def get_bool(self, name: str) -> bool:
-        return self.get(name) == "true"
-
-    def get_list(self, name: str) -> list[str]:
-        return [part.strip() for part in (self.raw(name) or "").split(",") if part.strip()]
-
-    def connection(self, name: str) -> tuple[str | None, dict[str, str]]:
-        connection = self.storage_connection(name)
-        if connection.connection_string is not None:
-            return connection.connection_string.get_secret_value(), {}
-        assert connection.identity is not None
-        parts = connection.identity.model_dump(by_alias=True, exclude_none=True)
-        return None, {str(key): str(value) for key, value in parts.items()}
-
 
 _UNION_MEMBER_TAGS = {IdentityConnection.__name__}
 

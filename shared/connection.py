@@ -27,36 +27,29 @@ _clients_lock = threading.Lock()
 
 def connective_config(settings: Settings) -> ConnectiveConfig:
     return ConnectiveConfig(
-        base_url=settings.get("CONNECTIVE_BASE_URL"),
-        username=settings.get("CONNECTIVE_USERNAME"),
-        password=settings.get("CONNECTIVE_PASSWORD"),
-        connect_timeout_s=settings.get_float("CONNECTIVE_CONNECT_TIMEOUT_S"),
-        read_timeout_s=settings.get_float("CONNECTIVE_READ_TIMEOUT_S"),
+        base_url=settings.connective_base_url,
+        username=settings.require(settings.connective_username, "CONNECTIVE_USERNAME"),
+        # ConnectiveConfig keeps it out of its repr; the client hands it to the HTTP Basic auth.
+        password=settings.require(settings.connective_password, "CONNECTIVE_PASSWORD").get_secret_value(),
+        connect_timeout_s=settings.connective_connect_timeout_s,
+        read_timeout_s=settings.connective_read_timeout_s,
         retry=RetryConfig(
-            max_attempts=max(1, settings.get_int("CONNECTIVE_RETRY_MAX_ATTEMPTS")),
-            total_s=settings.get_float("CONNECTIVE_RETRY_TOTAL_S"),
+            max_attempts=settings.connective_retry_max_attempts,
+            total_s=settings.connective_retry_total_s,
         ),
-        rate_calls=settings.get_int("CONNECTIVE_RATE_CALLS"),
-        rate_window_s=settings.get_float("CONNECTIVE_RATE_WINDOW_S"),
-        rate_latency_margin_s=settings.get_float("CONNECTIVE_RATE_LATENCY_MARGIN_S"),
-        multipart_threshold_bytes=settings.get_int("CONNECTIVE_MULTIPART_THRESHOLD_KB") * 1024,
+        rate_calls=settings.connective_rate_calls,
+        rate_window_s=settings.connective_rate_window_s,
+        rate_latency_margin_s=settings.connective_rate_latency_margin_s,
+        multipart_threshold_bytes=settings.connective_multipart_threshold_kb * 1024,
     )
-
-
-def limiter_kind(settings: Settings) -> str:
-    kind = settings.get("CONNECTIVE_RATE_LIMITER").strip().lower()
-    if kind not in (LOCAL, TABLE):
-        raise ValueError(f"CONNECTIVE_RATE_LIMITER must be `{LOCAL}` or `{TABLE}`, got {kind!r}")
-    return kind
 
 
 def limiter_from_settings(settings: Settings, connection_key: str) -> RateLimiter:
     """The limiter of a connection, one per connection (and budget) per process."""
-    kind = limiter_kind(settings)
-    calls = settings.get_int("CONNECTIVE_RATE_CALLS")
-    window_s = settings.get_float("CONNECTIVE_RATE_WINDOW_S")
-    latency_margin_s = settings.get_float("CONNECTIVE_RATE_LATENCY_MARGIN_S")
-    if kind == LOCAL:
+    calls = settings.connective_rate_calls
+    window_s = settings.connective_rate_window_s
+    latency_margin_s = settings.connective_rate_latency_margin_s
+    if settings.connective_rate_limiter == LOCAL:
         return connection_limiter((connection_key, calls, window_s, latency_margin_s))
 
     def build() -> RateLimiter:

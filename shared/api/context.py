@@ -39,7 +39,7 @@ class ApiRequest:
 
     @property
     def max_body_bytes(self) -> int:
-        return int(self.settings.get_float("API_MAX_BODY_MB") * MB)
+        return int(self.settings.api_max_body_mb * MB)
 
     def body(self, model: type[BaseModel]) -> Any:
         return read_model(self.http, model, self.max_body_bytes)
@@ -51,7 +51,7 @@ class ApiRequest:
         return self.http.route_params.get(name, "")
 
     def base_url(self) -> str:
-        return self.settings.get("PUBLIC_BASE_URL").rstrip("/") + "/api"
+        return self.settings.public_base_url.rstrip("/") + "/api"
 
     def url(self, path: str) -> str:
         return self.base_url() + path

@@ -48,7 +48,7 @@ def handle(route: str, req: func.HttpRequest, context: func.Context | None = Non
            settings: Settings | None = None, store: Store | None = None) -> func.HttpResponse:
     started = time.monotonic()
     with invocation(context):
-        response = _answer(route, req, settings or Settings(), store)
+        response = _answer(route, req, settings or Settings.current(), store)
         log_event(_log, "api.request", method=req.method, route=route, status=response.status_code,
                   duration_ms=round((time.monotonic() - started) * 1000))
         return response

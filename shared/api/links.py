@@ -68,7 +68,7 @@ def signed_url(service: BlobServiceClient, container: str, blob_name: str, expir
 
 
 def document_links(store: Store, settings: Settings, record: PackageRecord) -> DocumentLinks:
-    expiry = datetime.now(UTC) + timedelta(minutes=settings.get_float("API_LINK_EXPIRY_MIN"))
+    expiry = datetime.now(UTC) + timedelta(minutes=settings.api_link_expiry_min)
     service = store.clients.blob_service
     links = [
         DocumentLink(name=str(entry["name"]), kind=str(entry.get("kind") or "file"),

@@ -95,7 +95,7 @@ def _notification(model: type[BaseModel], refs: dict[str, str]) -> dict[str, Any
 
 
 def build_openapi(settings: Settings) -> dict[str, Any]:
-    return build_definition(settings.get("PUBLIC_BASE_URL"))
+    return build_definition(settings.public_base_url)
 
 
 def build_definition(public_base_url: str) -> dict[str, Any]:

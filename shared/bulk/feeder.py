@@ -100,7 +100,7 @@ def run_step(store: Store, settings: Settings, job_id: str, step: int,
 
 
 def _report_due(settings: Settings, job: BulkJob) -> bool:
-    interval = timedelta(seconds=settings.get_float("BULK_REPORT_INTERVAL_S"))
+    interval = timedelta(seconds=settings.bulk_report_interval_s)
     return job.report_at is None or datetime.now(UTC) - job.report_at >= interval
 
 
@@ -111,15 +111,15 @@ def _report_due(settings: Settings, job: BulkJob) -> bool:
 def _feed(store: Store, settings: Settings, job: BulkJob) -> _Outcome:
     spec = BulkJobSpec.model_validate(job.spec)
     documents = [intake.StoredDocument.model_validate(document) for document in job.documents]
-    window_s = settings.get_float("CONNECTIVE_RATE_WINDOW_S")
+    window_s = settings.connective_rate_window_s
     capacity = max(1, share_calls(settings) // creation_calls_per_package(len(documents)))
     in_flight = sum(1 for _ in store.bulk.rows(job.job, UNCREATED_ROW_STATUSES))
     allowance = capacity - in_flight
     report_now = _report_due(settings, job)
     if allowance <= 0:
         return _Outcome(max(1.0, window_s / 4), *_with_report(store, settings, report_now))
-    step_rows = settings.get_int("BULK_STEP_ROWS")
-    max_rows = settings.get_int("BULK_MAX_ROWS")
+    step_rows = settings.bulk_step_rows
+    max_rows = settings.bulk_max_rows
     blob = store.clients.container(names.BULK_CONTAINER).get_blob_client(job.recipients_blob)
     cursor, line, rows_read = job.cursor, job.cursor_line, job.rows_read
     released = examined = 0
@@ -338,7 +338,7 @@ def _reject_for_no_good_row(store: Store, job: BulkJob) -> None:
 
 
 def _track(store: Store, settings: Settings, job: BulkJob, client: Callable[[], ConnectiveClient]) -> _Outcome:
-    interval = max(1.0, settings.get_float("BULK_REPORT_INTERVAL_S"))
+    interval = max(1.0, settings.bulk_report_interval_s)
     delay = interval
     if job.state is JobState.CANCELLING:
         revoked_all, wait_s = _cancel_pass(store, settings, job, client)
@@ -391,7 +391,7 @@ def _cancel_pass(store: Store, settings: Settings, job: BulkJob,
                  client: Callable[[], ConnectiveClient]) -> tuple[bool, float]:
     """Revoke what is still open; (nothing left to revoke, seconds to wait before the next pass)."""
     left = False
-    limit = settings.get_int("BULK_STEP_ROWS")
+    limit = settings.bulk_step_rows
     for index, row in enumerate(store.bulk.rows(job.job, OPEN_ROW_STATUSES)):
         if index >= limit:
             return False, 0.0

@@ -31,8 +31,8 @@ _lock = threading.Lock()
 
 def share_calls(settings: Settings) -> int:
     """Bulk creation calls allowed per window."""
-    share = min(1.0, max(0.0, settings.get_float("BULK_RATE_SHARE")))
-    return max(1, math.floor(share * settings.get_int("CONNECTIVE_RATE_CALLS")))
+    share = min(1.0, max(0.0, settings.bulk_rate_share))
+    return max(1, math.floor(share * settings.connective_rate_calls))
 
 
 class _ShareThenConnection:
@@ -54,9 +54,8 @@ class _ShareThenConnection:
 
 def _share_limiter(settings: Settings, config: ConnectiveConfig) -> RateLimiter:
     calls = share_calls(settings)
-    kind = settings.get("CONNECTIVE_RATE_LIMITER").strip().lower()
-    margin = settings.get_float("CONNECTIVE_RATE_LATENCY_MARGIN_S")
-    if kind == TABLE:
+    margin = settings.connective_rate_latency_margin_s
+    if settings.connective_rate_limiter == TABLE:
         from shared.storage.ratelimit import table_limiter_from_settings
 
         return table_limiter_from_settings(settings, config.connection_key + "|bulk", calls,
@@ -68,14 +67,14 @@ def bulk_creation_client(settings: Settings) -> ConnectiveClient:
     """The client that creates bulk packages: the bulk share, then the connection's limiter; a short wait
     for a token (QUEUE_RATE_WAIT_S), after which the message goes back to the queue."""
     config = connective_config(settings)
-    key = (config, settings.get("CONNECTIVE_RATE_LIMITER"), share_calls(settings))
+    key = (config, settings.connective_rate_limiter, share_calls(settings))
     with _lock:
         client = _clients.get(key)
         if client is None:
             connection = limiter_from_settings(settings, config.connection_key)
             client = ConnectiveClient(config, _ShareThenConnection(_share_limiter(settings, config), connection))
             _clients[key] = client
-    return client.with_rate_wait(settings.get_float("QUEUE_RATE_WAIT_S"))
+    return client.with_rate_wait(settings.queue_rate_wait_s)
 
 
 def creation_calls_per_package(documents: int) -> int:

@@ -91,7 +91,7 @@ def eta_seconds(settings: Settings, job: BulkJob, counts: Tally) -> int:
     The time signers take is not in it (nobody knows it); with auto-signing it is the whole job.
     """
     documents = max(1, len(job.documents))
-    window_s = settings.get_float("CONNECTIVE_RATE_WINDOW_S")
+    window_s = settings.connective_rate_window_s
     to_create = sum(counts.statuses.get(status, 0) for status in UNCREATED_ROW_STATUSES)
     to_create += unread_rows_estimate(job, counts.good + counts.skipped)
     to_archive = sum(counts.statuses.get(status, 0) for status in (PackageStatus.PENDING.value,
@@ -100,7 +100,7 @@ def eta_seconds(settings: Settings, job: BulkJob, counts: Tally) -> int:
     by_share = to_create * creation_calls_per_package(documents) / share_calls(settings)
     calls = to_create * calls_per_package(documents) + to_archive * (calls_per_package(documents)
                                                                       - creation_calls_per_package(documents))
-    by_budget = calls / settings.get_int("CONNECTIVE_RATE_CALLS")
+    by_budget = calls / settings.connective_rate_calls
     return math.ceil(max(by_share, by_budget) * window_s)
 
 
@@ -149,7 +149,8 @@ def write_files(store: Store, job: BulkJob, settings: Settings | None = None) ->
         spool.seek(0)
         container.get_blob_client(f"{job.job}/{REPORT_FILE}").upload_blob(
             spool, overwrite=True, content_settings=ContentSettings(content_type="text/csv; charset=utf-8"))
-    body = json.dumps(summary(settings or Settings(), job, counts), indent=2, ensure_ascii=False).encode("utf-8")
+    settings = settings or Settings.current()
+    body = json.dumps(summary(settings, job, counts), indent=2, ensure_ascii=False).encode("utf-8")
     container.get_blob_client(f"{job.job}/{SUMMARY_FILE}").upload_blob(
         body, overwrite=True, content_settings=ContentSettings(content_type="application/json"))
     return counts

@@ -27,14 +27,14 @@ class OutOfTime(Exception):
 
 def share_limiter(settings: Settings) -> RateLimiter:
     """The process-wide limiter of the timer's share of the configured connection's budget."""
-    calls = max(1, math.floor(settings.get_float("MAINTENANCE_RATE_SHARE") * settings.get_int("CONNECTIVE_RATE_CALLS")))
-    window_s = settings.get_float("CONNECTIVE_RATE_WINDOW_S")
-    key = (connection_key(settings.get("CONNECTIVE_BASE_URL"), settings.raw("CONNECTIVE_USERNAME") or ""), calls,
+    calls = max(1, math.floor(settings.maintenance_rate_share * settings.connective_rate_calls))
+    window_s = settings.connective_rate_window_s
+    key = (connection_key(settings.connective_base_url, settings.connective_username or ""), calls,
            window_s)
     with _share_lock:
         limiter = _share_limiters.get(key)
         if limiter is None:
-            limiter = LocalRateLimiter(calls, window_s, settings.get_float("CONNECTIVE_RATE_LATENCY_MARGIN_S"))
+            limiter = LocalRateLimiter(calls, window_s, settings.connective_rate_latency_margin_s)
             _share_limiters[key] = limiter
         return limiter
 
@@ -50,7 +50,7 @@ class RunBudget:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunBudget:
-        return cls(settings.get_float("MAINTENANCE_TIME_BUDGET_S"), share_limiter(settings))
+        return cls(settings.maintenance_time_budget_s, share_limiter(settings))
 
     def time_left_s(self) -> float:
         return max(0.0, self._deadline - self._monotonic())

@@ -80,11 +80,11 @@ class RunOptions:
     @classmethod
     def from_settings(cls, settings: Settings) -> RunOptions:
         return cls(
-            time_budget_s=settings.get_float("MAINTENANCE_TIME_BUDGET_S"),
+            time_budget_s=settings.maintenance_time_budget_s,
             parallelism=PARALLELISM,
             page_size=BATCH_SIZE,
-            extend_by=timedelta(days=settings.get_float("EXPIRY_EXTEND_DAYS")),
-            sweep=SweepPolicy(every=timedelta(minutes=settings.get_float("MAINTENANCE_SWEEP_EVERY_MIN")),
+            extend_by=timedelta(days=settings.expiry_extend_days),
+            sweep=SweepPolicy(every=timedelta(minutes=settings.maintenance_sweep_every_min),
                               first_lookback=FIRST_SWEEP_LOOKBACK),
         )
 

@@ -524,7 +524,7 @@ def archive_package(store: Store, client: ConnectiveClient, settings: Settings, 
     if record is None:
         return ArchiveResult(ArchiveOutcome.NO_ROW)
     if record.status == PackageStatus.ARCHIVED:
-        if settings.get_bool("DELETE_AFTER_ARCHIVE"):
+        if settings.delete_after_archive:
             delete_at_connective(store, client, record)
         return ArchiveResult(ArchiveOutcome.ALREADY_ARCHIVED, files=record.archived_files)
     if record.status != PackageStatus.FINISHED or not record.connective_package_id:
@@ -555,7 +555,7 @@ def archive_package(store: Store, client: ConnectiveClient, settings: Settings, 
     store.events.append(ref, "archived", location=location, files=len(archiver.files))
     publish_event(store, EventType.ARCHIVED, ref, {"archiveLocation": location, "files": archiver.files})
     log_event(_log, "archive.done", package_ref=ref, files=len(archiver.files))
-    if stored is not None and settings.get_bool("DELETE_AFTER_ARCHIVE"):
+    if stored is not None and settings.delete_after_archive:
         delete_at_connective(store, client, stored)
     return ArchiveResult(ArchiveOutcome.ARCHIVED, files=archiver.files)
 
@@ -618,11 +618,11 @@ def _not_ready(store: Store, settings: Settings, ref: str, message: dict[str, An
         return True
 
     store.packages.mutate(ref, count)
-    if attempts >= settings.get_int("ARCHIVE_MAX_ATTEMPTS"):
+    if attempts >= settings.archive_max_attempts:
         store.events.append(ref, "archive_gave_up", attempts=attempts, detail=detail)
         log_event(_log, "archive.gave_up", package_ref=ref, attempts=attempts)
         return ArchiveResult(ArchiveOutcome.GAVE_UP, detail=detail)
-    delay_s = settings.get_int("ARCHIVE_RETRY_DELAY_S") * 2 ** (attempts - 1)
+    delay_s = settings.archive_retry_delay_s * 2 ** (attempts - 1)
     store.clients.send_json(names.ARCHIVE_REQUESTS_QUEUE, {**message, "reason": "not-ready"}, delay_s=delay_s)
     store.events.append(ref, "archive_not_ready", attempts=attempts, retry_in_s=delay_s)
     log_event(_log, "archive.not_ready", package_ref=ref, attempts=attempts, delay_s=delay_s)

@@ -246,10 +246,10 @@ def _handle_authenticated_callback(store: Store, client: ConnectiveClient, setti
         return Reply(Outcome.ALREADY_FINAL)
     if not claim.claims_final or not record.connective_package_id:
         scheduled = schedule_refresh(store, ref, reason="callback",
-                                     delay_s=settings.get_int("STATUS_REFRESH_DELAY_S"), claim=claim, current=record)
+                                     delay_s=settings.status_refresh_delay_s, claim=claim, current=record)
         return Reply(Outcome.COALESCED, data={"refreshScheduled": scheduled})
     _record_callback(store, ref, claim, Outcome.APPLIED, current=record)
-    return read_now(store, client.with_rate_wait(settings.get_float("CALLBACK_RATE_WAIT_S")), settings, record,
+    return read_now(store, client.with_rate_wait(settings.callback_rate_wait_s), settings, record,
                     source="callback")
 
 
@@ -263,7 +263,7 @@ def read_now(store: Store, client: ConnectiveClient, settings: Settings, record:
     try:
         status = client.get_package_status(record.connective_package_id)
     except TRANSIENT_ERRORS as error:
-        delay_s = visibility_delay_s(error, settings.get_float("STATUS_REFRESH_DELAY_S"))
+        delay_s = visibility_delay_s(error, settings.status_refresh_delay_s)
         extra = then or {}
         reason = extra.get("reason", source)
         if reason == LINK_REQUEST:  # the signer waits for a link: this request needs its own read
@@ -428,7 +428,7 @@ def handle_status_refresh(store: Store, client: ConnectiveClient, settings: Sett
         return _await_creation(store, settings, record, message)
     if not link_request and _read_since_last_callback(record):
         return Reply(Outcome.SKIPPED, detail="no callback since the last read")
-    queue_client = client.with_rate_wait(settings.get_float("QUEUE_RATE_WAIT_S"))
+    queue_client = client.with_rate_wait(settings.queue_rate_wait_s)
     return read_now(store, queue_client, settings, record, source="status-refresh",
                     then=message if link_request else {"reason": message.get("reason", "callback")})
 
@@ -445,7 +445,7 @@ def _await_creation(store: Store, settings: Settings, record: PackageRecord, mes
         log_event(_log, "refresh.dropped", package_ref=record.ref, why="no Connective package id")
         return Reply(Outcome.DROPPED, detail="no Connective package id")
     store.clients.send_json(names.STATUS_REFRESH_QUEUE, {**message, "awaitingCreation": waited},
-                            delay_s=settings.get_int("STATUS_REFRESH_DELAY_S"))
+                            delay_s=settings.status_refresh_delay_s)
     return Reply(Outcome.DEFERRED, detail="awaiting creation")
 
 
@@ -477,7 +477,7 @@ def handle_link_request(store: Store, client: ConnectiveClient, settings: Settin
         log_event(_log, "link.requested", package_ref=ref)
         if record.status in FINAL_STATUSES or not record.connective_package_id:
             return Reply(Outcome.ALREADY_FINAL if record.status in FINAL_STATUSES else Outcome.DROPPED)
-        return read_now(store, client.with_rate_wait(settings.get_float("CALLBACK_RATE_WAIT_S")), settings, record,
+        return read_now(store, client.with_rate_wait(settings.callback_rate_wait_s), settings, record,
                         source=LINK_REQUEST, then=request)
 
 

@@ -99,7 +99,7 @@ def longest_step_s(client: ConnectiveClient) -> float:
 
 def lease_length(settings: Settings, client: ConnectiveClient) -> timedelta:
     """CREATION_LEASE_S, raised when needed so that a renewed lease outlasts the longest call."""
-    return timedelta(seconds=max(settings.get_float("CREATION_LEASE_S"), longest_step_s(client) + LEASE_MARGIN_S))
+    return timedelta(seconds=max(settings.creation_lease_s, longest_step_s(client) + LEASE_MARGIN_S))
 
 
 class LeaseLost(Exception):
@@ -388,15 +388,6 @@ def _delete_draft(client: ConnectiveClient, package_id: str) -> None:
 # Requests built from the row
 
 
-ITSME_TARGET_TYPES = ("PdfA1A", "PdfA2A")
-
-
-def itsme_target_type(settings: Settings) -> str:
-    value = settings.get("ITSME_TARGET_TYPE").strip()
-    match = next((option for option in ITSME_TARGET_TYPES if option.lower() == value.lower()), None)
-    if match is None:
-        raise ValueError(f"ITSME_TARGET_TYPE must be one of {', '.join(ITSME_TARGET_TYPES)}, not {value!r}")
-    return match
 
 
 class _Plan:
@@ -415,7 +406,7 @@ class _Plan:
         return f"{self.ref}-{index}"
 
     def _initiator(self) -> str:
-        initiator = self.request.initiator or self.settings.raw("DEFAULT_INITIATOR")
+        initiator = self.request.initiator or self.settings.default_initiator
         if not initiator:
             raise Rejection("initiator_missing", "the request names no initiator and DEFAULT_INITIATOR is not set")
         return str(initiator)
@@ -453,7 +444,7 @@ class _Plan:
                   "ExternalDocumentReference": self.document_reference(index)}
         if any("Itsme" in signer.signing_types for signer in self.request.signers):
             # itsme signs PDF/A only, and Connective does not convert on its own (docs/CONNECTIVE_CONTRACT.md).
-            fields["TargetType"] = itsme_target_type(self.settings)
+            fields["TargetType"] = self.settings.itsme_target_type
         return fields
 
     def instant_request(self) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def uploaded_trace(metadata: dict[str, str]) -> str | None:
 
 
 def max_document_bytes(settings: Settings) -> int:
-    return settings.get_int("INTAKE_MAX_DOCUMENT_MB") * 1024 * 1024
+    return settings.intake_max_document_mb * 1024 * 1024
 
 
 def _blob_ranges(blob: BlobClient, etag: str) -> RangeReader:
@@ -373,7 +373,7 @@ def _summary(details: list[dict[str, Any]]) -> str:
 
 
 def default_language(settings: Settings, request: dict[str, Any]) -> None:
-    fallback = settings.get("DEFAULT_DOCUMENT_LANGUAGE")
+    fallback = settings.default_document_language
     for document in request.get("documents", []):
         if isinstance(document, dict) and not document.get("language"):
             document["language"] = fallback

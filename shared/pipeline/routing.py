@@ -77,7 +77,7 @@ def folder_of(blob_name: str) -> str:
 
 def load_profiles(store: Store, settings: Settings) -> dict[str, RoutingProfile]:
     """Every profile, keyed by lower-cased folder. A broken configuration is an operator error: it raises."""
-    text = settings.raw("ROUTING_PROFILES") or ""
+    text = settings.routing_profiles
     if not text.strip():
         try:
             text = store.clients.container(names.CONFIG_CONTAINER).download_blob(PROFILES_BLOB).readall().decode()

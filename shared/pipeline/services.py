@@ -14,7 +14,7 @@ from shared.storage.store import Store, shared_store
 
 
 def settings() -> Settings:
-    return Settings()
+    return Settings.current()
 
 
 def store(current: Settings | None = None) -> Store:
@@ -30,4 +30,4 @@ def connective(current: Settings | None = None, rate_wait_s: float | None = None
 def queue_connective(current: Settings | None = None) -> ConnectiveClient:
     """The client for queue-triggered work: a short rate wait (QUEUE_RATE_WAIT_S), then RateLimitDeferred."""
     current = current or settings()
-    return connective(current, current.get_float("QUEUE_RATE_WAIT_S"))
+    return connective(current, current.queue_rate_wait_s)

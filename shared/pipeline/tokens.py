@@ -19,6 +19,8 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
+from pydantic import SecretStr
+
 from shared.config import Settings
 
 CALLBACK_ROUTE = "callbacks/connective"
@@ -27,15 +29,12 @@ NOTIFICATION_ROUTE = "callbacks/connective-notify"
 ROUTE_PARAMETERS = "/{packageRef}/{token?}"
 
 
-def _secrets(settings: Settings) -> list[str]:
-    secrets = settings.get_list("CALLBACK_SECRETS")
-    if not secrets:
-        raise ValueError("CALLBACK_SECRETS is empty: callbacks cannot be authenticated")
-    return secrets
+def _secrets(settings: Settings) -> tuple[SecretStr, ...]:
+    return settings.require(settings.callback_secrets, "CALLBACK_SECRETS")
 
 
-def _sign(secret: str, package_ref: str) -> str:
-    return hmac.new(secret.encode(), package_ref.encode(), hashlib.sha256).hexdigest()
+def _sign(secret: SecretStr, package_ref: str) -> str:
+    return hmac.new(secret.get_secret_value().encode(), package_ref.encode(), hashlib.sha256).hexdigest()
 
 
 def callback_token(settings: Settings, package_ref: str) -> str:
@@ -61,7 +60,7 @@ def presented_token(route_params: dict[str, str], query: dict[str, str]) -> str 
 
 
 def _url(settings: Settings, route: str, package_ref: str) -> str:
-    base = settings.get("PUBLIC_BASE_URL").rstrip("/")
+    base = settings.public_base_url.rstrip("/")
     return f"{base}/api/{route}/{quote(package_ref, safe='')}/{callback_token(settings, package_ref)}"
 
 

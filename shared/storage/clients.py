@@ -27,7 +27,7 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-from shared.config import Settings
+from shared.config import IdentityConnection, MissingSetting, Settings, StorageConnection
 from shared.storage.names import DOCUMENT_STORAGE_CONNECTION
 from shared.telemetry import carrier_with_trace
 
@@ -36,36 +36,49 @@ _created: set[tuple[str, str, str]] = set()
 _created_lock = threading.Lock()
 
 
-def _identity_credential(parts: dict[str, str]) -> TokenCredential:
+def _identity_credential(identity: IdentityConnection) -> TokenCredential:
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
-    if parts.get("credential", "").lower() == "managedidentity":
-        return ManagedIdentityCredential(client_id=parts.get("clientId"))
+    if identity.credential == "managedidentity":
+        return ManagedIdentityCredential(client_id=identity.client_id)
     return DefaultAzureCredential()
+
+
+def _service_uri(connection: str, identity: IdentityConnection, service: str) -> str:
+    uri = getattr(identity, f"{service}_service_uri")
+    if not uri:
+        raise MissingSetting(f"identity-based storage connection {connection} has no {connection}__{service}ServiceUri")
+    return str(uri)
 
 
 class StorageClients:
     """The blob, queue and table service clients of one storage connection."""
 
-    def __init__(self, connection_string: str | None = None, identity_parts: dict[str, str] | None = None) -> None:
-        if not connection_string and not identity_parts:
+    def __init__(self, connection_string: str | None = None, identity: IdentityConnection | None = None,
+                 name: str = DOCUMENT_STORAGE_CONNECTION) -> None:
+        if not connection_string and identity is None:
             raise ValueError("a connection string or identity-based settings are required")
         self._connection_string = connection_string
-        self._identity_parts = identity_parts or {}
+        self._identity = identity or IdentityConnection.model_validate({})
+        self._name = name
+
+    @classmethod
+    def from_connection(cls, connection: StorageConnection) -> StorageClients:
+        secret = connection.connection_string
+        return cls(secret.get_secret_value() if secret else None, connection.identity, connection.name)
 
     @classmethod
     def from_settings(cls, settings: Settings, connection: str = DOCUMENT_STORAGE_CONNECTION) -> StorageClients:
-        connection_string, parts = settings.connection(connection)
-        return cls(connection_string, parts)
+        return cls.from_connection(settings.storage_connection(connection))
 
     @property
     def account_key_identity(self) -> str:
         """Identifies the account, for the per-process cache of created resources."""
-        return self._connection_string or self._identity_parts.get("blobServiceUri", "")
+        return self._connection_string or self._identity.blob_service_uri or ""
 
     @cached_property
     def _credential(self) -> TokenCredential:
-        return _identity_credential(self._identity_parts)
+        return _identity_credential(self._identity)
 
     @cached_property
     def blob_service(self) -> BlobServiceClient:
@@ -74,20 +87,20 @@ class StorageClients:
         if self._connection_string:
             return BlobServiceClient.from_connection_string(
                 self._connection_string, max_single_get_size=BLOB_READ_BYTES, max_chunk_get_size=BLOB_READ_BYTES)
-        return BlobServiceClient(self._identity_parts["blobServiceUri"], credential=self._credential,
+        return BlobServiceClient(_service_uri(self._name, self._identity, "blob"), credential=self._credential,
                                  max_single_get_size=BLOB_READ_BYTES, max_chunk_get_size=BLOB_READ_BYTES)
 
     @cached_property
     def table_service(self) -> TableServiceClient:
         if self._connection_string:
             return TableServiceClient.from_connection_string(self._connection_string)
-        return TableServiceClient(self._identity_parts["tableServiceUri"], credential=self._credential)
+        return TableServiceClient(_service_uri(self._name, self._identity, "table"), credential=self._credential)
 
     @cached_property
     def queue_service(self) -> QueueServiceClient:
         if self._connection_string:
             return QueueServiceClient.from_connection_string(self._connection_string)
-        return QueueServiceClient(self._identity_parts["queueServiceUri"], credential=self._credential)
+        return QueueServiceClient(_service_uri(self._name, self._identity, "queue"), credential=self._credential)
 
     def _ensure_exists(self, kind: str, name: str, create: Callable[[], object]) -> None:
         """Create a container, table or queue once per process, before anyone in it uses the name.

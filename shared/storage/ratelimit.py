@@ -418,8 +418,8 @@ def table_limiter_from_settings(
     table = StorageClients.from_settings(settings).table(RATE_LIMITS_TABLE)
     return TableRateLimiter(
         table, connection_key, calls, window_s,
-        lease_size=settings.get_int("CONNECTIVE_RATE_LEASE_SIZE"),
-        lease_validity_s=settings.get_float("CONNECTIVE_RATE_LEASE_VALIDITY_S"),
+        lease_size=settings.connective_rate_lease_size,
+        lease_validity_s=settings.connective_rate_lease_validity_s,
         latency_margin_s=latency_margin_s,
-        clock_skew_s=settings.get_float("CONNECTIVE_RATE_CLOCK_SKEW_S"),
+        clock_skew_s=settings.connective_rate_clock_skew_s,
     )

@@ -86,7 +86,7 @@ PACKAGE_KINDS = tuple(kind for kind in WorkKind if kind is not WorkKind.BULK_STE
 def bulk_quiet_after(settings: Settings) -> timedelta:
     """How long a bulk send's chain of steps may stay quiet before its step counts as lost: well past the
     longest delay a step puts before the next (a report interval, a quarter of a rate window)."""
-    longest = max(settings.get_float("BULK_REPORT_INTERVAL_S"), settings.get_float("CONNECTIVE_RATE_WINDOW_S"))
+    longest = max(settings.bulk_report_interval_s, settings.connective_rate_window_s)
     return timedelta(seconds=3 * longest + 60)
 
 
@@ -122,15 +122,15 @@ class DuePolicy:
     def from_settings(cls, settings: Settings) -> DuePolicy:
         return cls(
             reminders=ReminderPolicy(
-                first_after=timedelta(hours=settings.get_float("REMINDER_FIRST_AFTER_H")),
-                every=timedelta(hours=settings.get_float("REMINDER_EVERY_H")),
-                max_count=settings.get_int("REMINDER_MAX_COUNT"),
+                first_after=timedelta(hours=settings.reminder_first_after_h),
+                every=timedelta(hours=settings.reminder_every_h),
+                max_count=settings.reminder_max_count,
             ),
-            expiry_window=timedelta(hours=settings.get_float("EXPIRY_WINDOW_H")),
-            max_extensions=settings.get_int("EXPIRY_MAX_EXTENSIONS"),
-            reconcile_after=timedelta(hours=settings.get_float("RECONCILE_AFTER_H")),
-            stuck_creation_after=timedelta(minutes=settings.get_float("STUCK_CREATION_AFTER_MIN")),
-            stuck_archive_after=timedelta(minutes=settings.get_float("ARCHIVE_STUCK_AFTER_MIN")),
+            expiry_window=timedelta(hours=settings.expiry_window_h),
+            max_extensions=settings.expiry_max_extensions,
+            reconcile_after=timedelta(hours=settings.reconcile_after_h),
+            stuck_creation_after=timedelta(minutes=settings.stuck_creation_after_min),
+            stuck_archive_after=timedelta(minutes=settings.archive_stuck_after_min),
             bulk_quiet_after=bulk_quiet_after(settings),
         )
 

@@ -27,7 +27,7 @@ class Store:
     @cached_property
     def schedule(self) -> PackageSchedule:
         """The index of due upkeep; every package row write keeps it in step (see shared.storage.schedule)."""
-        policy = self._due_policy or DuePolicy.from_settings(Settings())
+        policy = self._due_policy or DuePolicy.from_settings(Settings.current())
         return PackageSchedule(self.clients.table(names.SCHEDULE_TABLE), policy)
 
     @cached_property
@@ -69,10 +69,10 @@ _shared_lock = threading.Lock()
 def shared_store(settings: Settings | None = None) -> Store:
     """The process-wide Store for the current settings; functions reuse it across invocations
     so connections stay pooled."""
-    settings = settings or Settings()
-    connection_string, parts = settings.connection(names.DOCUMENT_STORAGE_CONNECTION)
-    key = connection_string or repr(sorted(parts.items()))
+    settings = settings or Settings.current()
+    connection = settings.storage_connection(names.DOCUMENT_STORAGE_CONNECTION)
     with _shared_lock:
-        if key not in _shared:
-            _shared[key] = Store(StorageClients(connection_string, parts), DuePolicy.from_settings(settings))
-        return _shared[key]
+        if connection.key not in _shared:
+            clients = StorageClients.from_connection(connection)
+            _shared[connection.key] = Store(clients, DuePolicy.from_settings(settings))
+        return _shared[connection.key]

@@ -24,7 +24,6 @@ from typing import Any
 
 from shared.config import Settings
 
-EXPORTERS = ("none", "console", "otlp", "jsonl")
 SERVICE_NAME = "connective-signing"
 # The distro's instrumentations this app does not want (see the module docstring); azure_sdk stays on.
 _DISABLED_INSTRUMENTATIONS = ("requests", "urllib", "urllib3", "django", "fastapi", "flask", "psycopg2")
@@ -32,19 +31,16 @@ _log = logging.getLogger(__name__)
 
 
 def wanted(settings: Settings) -> bool:
-    return bool(settings.raw("APPLICATIONINSIGHTS_CONNECTION_STRING")) or _exporter(settings) != "none"
+    return bool(settings.applicationinsights_connection_string) or _exporter(settings) != "none"
 
 
 def _exporter(settings: Settings) -> str:
-    value = (settings.raw("TELEMETRY_EXPORTER") or "none").strip().lower()
-    if value not in EXPORTERS:
-        raise ValueError(f"TELEMETRY_EXPORTER must be one of {', '.join(EXPORTERS)}, not {value!r}")
-    return value
+    return settings.telemetry_exporter
 
 
 def configure_from_settings(settings: Settings | None = None) -> bool:
     """Install the providers the settings ask for. True when anything will be exported."""
-    settings = settings or Settings()
+    settings = settings or Settings.current()
     if not wanted(settings):
         return False
     from shared.telemetry.redaction import RedactingLogRecordProcessor, RedactingSpanProcessor
@@ -53,7 +49,7 @@ def configure_from_settings(settings: Settings | None = None) -> bool:
     log_processors: list[Any] = [RedactingLogRecordProcessor()]
     metric_readers: list[Any] = []
     _add_local_exporter(settings, span_processors, log_processors, metric_readers)
-    connection_string = settings.raw("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    connection_string = settings.applicationinsights_connection_string
     if connection_string:
         _configure_azure_monitor(settings, connection_string, span_processors, log_processors, metric_readers)
     else:
@@ -96,7 +92,7 @@ def _configure_azure_monitor(settings: Settings, connection_string: str, span_pr
         "logger_name": "",  # the root logger: every module's records, with their fields as attributes
         "instrumentation_options": {name: {"enabled": False} for name in _DISABLED_INSTRUMENTATIONS},
     }
-    credential = _credential(settings.raw("APPLICATIONINSIGHTS_AUTHENTICATION_STRING") or "")
+    credential = _credential(settings.applicationinsights_authentication_string)
     if credential is not None:
         options["credential"] = credential
     configure_azure_monitor(**options)
@@ -182,7 +178,7 @@ def _add_local_exporter(settings: Settings, span_processors: list[Any], log_proc
     else:
         from shared.telemetry.jsonl import JsonLinesExporter
 
-        directory = settings.raw("TELEMETRY_JSONL_DIR") or "telemetry"
+        directory = settings.telemetry_jsonl_dir
         sink = JsonLinesExporter(directory)
         # Written as each span ends, so a test can wait for the span it expects.
         span_processors.append(SimpleSpanProcessor(sink.spans))

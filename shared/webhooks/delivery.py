@@ -61,7 +61,7 @@ class DeliveryResult:
 
 
 def url_policy(settings: Settings) -> UrlPolicy:
-    return UrlPolicy(allow_loopback=settings.get_bool("WEBHOOK_ALLOW_LOOPBACK"))
+    return UrlPolicy(allow_loopback=settings.webhook_allow_loopback)
 
 
 _sessions: dict[UrlPolicy, requests.Session] = {}
@@ -78,8 +78,8 @@ def _session(policy: UrlPolicy) -> requests.Session:
 def retry_delay_s(settings: Settings, failed_attempt: int, retry_after_s: int | None = None) -> int:
     """Seconds before the next attempt: base * 2^(attempt-1), capped, ±20 % jitter; at least the
     receiver's own Retry-After."""
-    base = settings.get_float("WEBHOOK_RETRY_BASE_S")
-    cap = settings.get_float("WEBHOOK_RETRY_MAX_S")
+    base = settings.webhook_retry_base_s
+    cap = settings.webhook_retry_max_s
     delay = min(cap, base * 2 ** (failed_attempt - 1) * random.uniform(0.8, 1.2))
     if retry_after_s is not None:
         delay = max(delay, min(cap, retry_after_s))
@@ -87,14 +87,12 @@ def retry_delay_s(settings: Settings, failed_attempt: int, retry_after_s: int | 
 
 
 def _signed_request(settings: Settings, event: WebhookEvent) -> tuple[bytes, dict[str, str]]:
-    secrets = settings.get_list("WEBHOOK_SIGNING_SECRET")
-    if not secrets:
-        raise RuntimeError("WEBHOOK_SIGNING_SECRET is empty: webhook deliveries cannot be signed")
+    secrets = settings.require(settings.webhook_signing_secret, "WEBHOOK_SIGNING_SECRET")
     body = event.body()
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "connective-signing-functions-webhooks/1",
-        **signed_headers(secrets, event.id, int(time.time()), body),
+        **signed_headers([secret.get_secret_value() for secret in secrets], event.id, int(time.time()), body),
         EVENT_TYPE_HEADER: event.type.value,
     }
     return body, headers
@@ -181,7 +179,7 @@ def _deliver(settings: Settings, store: Store, message: dict[str, Any], event: W
         repository.remove(subscription_id, event.package_ref)
         log_event(_log, "webhook.dropped", reason="receiver answered 410 Gone", host=host, **fields)
         return DeliveryResult(Outcome.DROPPED, attempt, status, error)
-    if attempt >= settings.get_int("WEBHOOK_MAX_ATTEMPTS"):
+    if attempt >= settings.webhook_max_attempts:
         _dead_letter(store, message, error)
         log_event(_log, "webhook.dead_lettered", logging.ERROR, status=status, error=error, host=host,
                   **fields)

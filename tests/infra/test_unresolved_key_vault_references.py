@@ -86,12 +86,12 @@ def test_no_unresolved_reference_reaches_a_callback_url() -> None:
 
 def test_an_unresolved_callback_secret_never_signs() -> None:
     settings = Settings({"CALLBACK_SECRETS": _reference("CALLBACK-SECRETS"), "PUBLIC_BASE_URL": "https://f.example"})
-    with pytest.raises(ValueError, match="CALLBACK_SECRETS"):
+    with pytest.raises(MissingSetting, match="CALLBACK_SECRETS"):
         tokens.callback_url(settings, "pkg-1")
     # A token made with the reference text as the key (what using it as a secret would accept) is refused.
     forged = hmac.new(_reference("CALLBACK-SECRETS").encode(), b"pkg-1", hashlib.sha256).hexdigest()
     try:
         accepted = tokens.verify_callback_token(settings, "pkg-1", forged)
-    except ValueError:
+    except MissingSetting:
         accepted = False
     assert accepted is False

@@ -33,7 +33,12 @@ SIGNATURE_BOX = {"PageNumber": 1, "Left": "72", "Top": "600", "Width": "180", "H
 
 
 def settings_for(sandbox: SandboxHandle, connection_string: str, **extra: str) -> Settings:
-    return Settings({
+    return Settings(env_for(sandbox, connection_string, **extra))
+
+
+def env_for(sandbox: SandboxHandle, connection_string: str, **extra: str) -> dict[str, str]:
+    """The app settings of a callback world, as the environment holds them."""
+    return {
         "DocumentStorage": connection_string,
         "CONNECTIVE_BASE_URL": sandbox.base_url,
         "CONNECTIVE_USERNAME": sandbox.user,
@@ -42,7 +47,7 @@ def settings_for(sandbox: SandboxHandle, connection_string: str, **extra: str) -
         "STATUS_REFRESH_DELAY_S": "1",
         "ARCHIVE_RETRY_DELAY_S": "1",
         **extra,
-    })
+    }
 
 
 def client_for(sandbox: SandboxHandle, limiter: RateLimiter | None = None) -> ConnectiveClient:

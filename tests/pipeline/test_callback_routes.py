@@ -18,6 +18,7 @@ from tests.conftest import SandboxHandle
 from tests.pipeline.callback_world import (
     SIGNATURE_BOX,
     client_for,
+    env_for,
     insert_row,
     new_ref,
     pdf,
@@ -35,10 +36,10 @@ def store(storage_connection_string: str) -> Store:
 
 @pytest.fixture()
 def app_settings(sandbox: SandboxHandle, storage_connection_string: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = settings_for(sandbox, storage_connection_string)
+    env = env_for(sandbox, storage_connection_string)
     for key in ("DocumentStorage", "CONNECTIVE_BASE_URL", "CONNECTIVE_USERNAME", "CONNECTIVE_PASSWORD",
                 "CALLBACK_SECRETS", "STATUS_REFRESH_DELAY_S"):
-        monkeypatch.setenv(key, settings.get(key))
+        monkeypatch.setenv(key, env[key])
 
 
 def _function(route: str) -> Any:

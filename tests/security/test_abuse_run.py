@@ -105,7 +105,7 @@ def test_the_worst_inputs_beside_good_ones(world: LocalWorld) -> None:
     flooded = _wait_for(store, good[:1], {PackageStatus.PENDING, PackageStatus.FINISHED, PackageStatus.ARCHIVED},
                         timeout_s=120)[good[0]]
     settings = Settings({**world.settings})
-    url = callback_url(settings, flooded.ref).replace(settings.get("PUBLIC_BASE_URL").rstrip("/"), world.host_url)
+    url = callback_url(settings, flooded.ref).replace(settings.public_base_url.rstrip("/"), world.host_url)
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(lambda _: requests.post(url, json={"PackageStatus": "Pending"}, timeout=60).status_code,
                                 range(100)))

@@ -32,7 +32,7 @@ from shared.webhooks.publish import EventType, publish_event, subscriptions
 from shared.webhooks.subscriptions import Subscription
 from tests.api.conftest import ApiClient
 from tests.conftest import SandboxHandle
-from tests.pipeline.callback_world import client_for, insert_row, new_ref, settings_for, store_for, token_for
+from tests.pipeline.callback_world import client_for, env_for, insert_row, new_ref, settings_for, store_for, token_for
 from tests.pipeline.intake_support import World, base_env, manifest, pdf_with_markers, signer, unique
 from tests.webhooks.receiver import Receiver, running_receiver, take_messages
 from tests.webhooks.verify import verifies
@@ -367,9 +367,10 @@ def test_callback_refs_that_table_keys_forbid(storage_connection_string: str, sa
     assert handle_callback(store, client, settings, ref, "0" * 64, CallbackClaim()).status_code == 401
     assert handle_callback(store, client, settings, ref, token_for(ref), CallbackClaim()).status_code == 404
     assert handle_link_request(store, client, settings, ref, token_for(ref), b"{}").status_code == 404
+    env = env_for(sandbox, storage_connection_string)
     for key in ("DocumentStorage", "CONNECTIVE_BASE_URL", "CONNECTIVE_USERNAME", "CONNECTIVE_PASSWORD",
                 "CALLBACK_SECRETS"):
-        monkeypatch.setenv(key, settings.get(key))
+        monkeypatch.setenv(key, env[key])
     for route in ("callbacks/connective/{packageRef}/{token?}", "callbacks/connective-notify/{packageRef}/{token?}"):
         response = _call_http(route, ref, token_for(ref))
         assert response.status_code == 404 and response.mimetype == "application/problem+json"
@@ -389,10 +390,11 @@ def _call_http(route: str, ref: str, token: str, body: bytes = b"{}", **params: 
 @pytest.mark.parametrize("token", ["\u00e9" * 64, "0" * 10_000, "' or 1 eq 1", "%00", " "])
 def test_malformed_callback_tokens_are_401(storage_connection_string: str, sandbox: SandboxHandle,
                                            monkeypatch: pytest.MonkeyPatch, token: str) -> None:
-    settings, store = settings_for(sandbox, storage_connection_string), store_for(storage_connection_string)
+    store = store_for(storage_connection_string)
+    env = env_for(sandbox, storage_connection_string)
     for key in ("DocumentStorage", "CONNECTIVE_BASE_URL", "CONNECTIVE_USERNAME", "CONNECTIVE_PASSWORD",
                 "CALLBACK_SECRETS"):
-        monkeypatch.setenv(key, settings.get(key))
+        monkeypatch.setenv(key, env[key])
     ref = new_ref()
     insert_row(store, ref, "pkg")
     for route in ("callbacks/connective/{packageRef}/{token?}", "callbacks/connective-notify/{packageRef}/{token?}"):

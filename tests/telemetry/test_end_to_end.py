@@ -144,7 +144,7 @@ def test_one_package_is_one_trace_from_upload_to_archive(world: LocalWorld, tele
     forbidden = {world.settings["CONNECTIVE_PASSWORD"], callback_token(settings, ref),
                  base64.b64encode(f"{world.settings['CONNECTIVE_USERNAME']}:"
                                   f"{world.settings['CONNECTIVE_PASSWORD']}".encode()).decode(),
-                 *settings.get_list("CALLBACK_SECRETS"), *settings.get_list("WEBHOOK_SIGNING_SECRET"),
+                 *(secret.get_secret_value() for secret in (*settings.callback_secrets, *settings.webhook_signing_secret)),
                  world.function_key, base64.b64encode(document[:48]).decode()[:32]}
     exported = [*spans, *logs, *read_entries(telemetry_dir, "metrics")]
     for text in (t for entry in exported for t in _strings(entry)):

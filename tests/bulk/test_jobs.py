@@ -128,7 +128,7 @@ def test_a_bad_job_is_input_rejected_at_once(world: World, spec: dict[str, objec
 
 def test_json_recipients_and_the_pacing_cap(world: World) -> None:
     store, job_id = world.store, new_job_id()
-    settings = World(base_env(world.settings.get("DocumentStorage"), CONNECTIVE_RATE_CALLS="5",
+    settings = World(base_env(world.env["DocumentStorage"], CONNECTIVE_RATE_CALLS="5",
                               BULK_RATE_SHARE="0.6", BULK_REPORT_INTERVAL_S="0")).settings
     recipients = [{"email": f"j{n}@example.com", "firstName": "J", "lastName": str(n), "id": f"emp-{n}"}
                   for n in range(6)]

@@ -45,6 +45,7 @@ class SandboxClock:
 class World:
     def __init__(self, sandbox: SandboxHandle, connection_string: str, **settings: str) -> None:
         self.sandbox = sandbox
+        self.connection_string = connection_string
         self.settings = settings_for(sandbox, connection_string, **{**POLICY, **settings})
         self.store = Store(StorageClients(connection_string), DuePolicy.from_settings(self.settings))
         self.client: ConnectiveClient = client_for(sandbox)
@@ -116,7 +117,7 @@ def quiet_world(sandbox: SandboxHandle, connection_string: str) -> World:
 
 
 def settings_with(world: World, **extra: str) -> Settings:
-    return settings_for(world.sandbox, world.settings.get("DocumentStorage"), **{**POLICY, **extra})
+    return settings_for(world.sandbox, world.connection_string, **{**POLICY, **extra})
 
 
 def final_row(store: Store, ref: str) -> PackageRecord:

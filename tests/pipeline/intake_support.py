@@ -44,6 +44,7 @@ class World:
     """Settings, store and client of one test, and shortcuts to upload inputs and read results."""
 
     def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
         self.settings = Settings(env)
         self.store = Store.from_settings(self.settings)
         # The session's Azurite is shared, and peeking sees only the 32 oldest messages: start empty so

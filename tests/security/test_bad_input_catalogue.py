@@ -209,7 +209,7 @@ def test_a_manifest_with_a_bom_is_accepted_after_bad_ones(world: World) -> None:
 def test_an_unreadable_creation_message_is_dropped(world: World, body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     from functions import intake as intake_functions
 
-    for key, value in base_env(world.settings.get("DocumentStorage"), CONNECTIVE_PASSWORD="unused").items():
+    for key, value in base_env(world.env["DocumentStorage"], CONNECTIVE_PASSWORD="unused").items():
         monkeypatch.setenv(key, value)
 
     handler = intake_functions.create_package_from_request.build().get_user_function()

@@ -70,7 +70,7 @@ class InvalidSettings(ValueError):
 _HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
 
-def _http_url(value: str) -> str:
+def http_url(value: str) -> str:
     """An absolute http(s) URL, kept as written (HttpUrl would add a trailing slash to a bare host)."""
     _HTTP_URL.validate_python(value)
     return value.strip()
@@ -93,7 +93,7 @@ def _one_of(*options: str) -> BeforeValidator:
     return BeforeValidator(normalise)
 
 
-HttpUrlText = Annotated[str, AfterValidator(_http_url)]
+HttpUrlText = Annotated[str, AfterValidator(http_url)]
 # NoDecode: a comma-separated environment value, not JSON.
 SecretList = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_list)]
 RateLimiterKind = Annotated[Literal["local", "table"], _one_of("local", "table")]

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from devtools import infra_model
 from shared.config import SETTINGS, InvalidSettings, MissingSetting, Settings
 from shared.logging import log_event
 
@@ -126,3 +127,13 @@ def test_every_field_is_declared_with_its_environment_name_and_description() -> 
     assert {s.name for s in SETTINGS if s.default is None} == {
         "AzureWebJobsStorage", "DocumentStorage", "CONNECTIVE_USERNAME", "CONNECTIVE_PASSWORD", "CALLBACK_SECRETS",
         "WEBHOOK_SIGNING_SECRET"}
+
+
+def test_the_values_the_bicep_sets_are_valid_settings() -> None:
+    parameters = infra_model.parameters(infra_model.FUNCTION_APP)
+    literal = {name: value for name, value in infra_model.app_settings().items()
+               if isinstance(value, str) and value not in parameters and "${" not in value
+               and not infra_model.key_vault_secret(value)}
+    assert "CONNECTIVE_RATE_LIMITER" in literal
+    settings = Settings(literal)
+    assert settings.connective_rate_limiter == "table" and settings.blob_trigger_source == "EventGrid"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.config import Settings
 from shared.logging import package_scope
 from shared.storage import names
 
@@ -18,6 +17,7 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="message", queue_name=names.ARCHIVE_REQUESTS_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def archive_signed_package(message: func.QueueMessage, context: func.Context) -> None:
+    from shared.config import Settings
     from shared.connection import connective_client
     from shared.messages import PackageMessage, read_message
     from shared.pipeline.archive import handle_archive_request

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.config import Settings
 from shared.logging import package_scope
 from shared.pipeline.tokens import CALLBACK_ROUTE, NOTIFICATION_ROUTE, ROUTE_PARAMETERS
 from shared.storage import names
@@ -25,6 +24,7 @@ bp = func.Blueprint()
 
 @bp.route(route=CALLBACK_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def connective_callback(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    from shared.config import Settings
     from shared.connection import connective_client
     from shared.pipeline.callbacks import answer_connective_request, claim_from_request, handle_callback
     from shared.storage.store import shared_store
@@ -40,6 +40,7 @@ def connective_callback(req: func.HttpRequest, context: func.Context) -> func.Ht
 @bp.route(route=NOTIFICATION_ROUTE + ROUTE_PARAMETERS, methods=["GET", "POST"],
           auth_level=func.AuthLevel.ANONYMOUS)
 def connective_link_request(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    from shared.config import Settings
     from shared.connection import connective_client
     from shared.pipeline.callbacks import answer_connective_request, handle_link_request
     from shared.storage.store import shared_store
@@ -54,6 +55,7 @@ def connective_link_request(req: func.HttpRequest, context: func.Context) -> fun
 @bp.queue_trigger(arg_name="message", queue_name=names.STATUS_REFRESH_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def refresh_package_status(message: func.QueueMessage, context: func.Context) -> None:
+    from shared.config import Settings
     from shared.connection import connective_client
     from shared.messages import PackageMessage, read_message
     from shared.pipeline.callbacks import handle_status_refresh

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.config import Settings
 from shared.storage import names
 
 bp = func.Blueprint()
@@ -17,6 +16,7 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="message", queue_name=names.WEBHOOK_EVENTS_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def deliver_webhook_event(message: func.QueueMessage, context: func.Context) -> None:
+    from shared.config import Settings
     from shared.messages import WebhookDeliveryMessage, read_message
     from shared.storage.store import shared_store
     from shared.telemetry import invocation

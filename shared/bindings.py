@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from shared.config import Settings
+from shared.environment import index_time_value
 
 
-def blob_trigger_source(settings: Settings) -> func.BlobSource:
-    """`EventGrid` on Flex Consumption (BLOB_TRIGGER_SOURCE), container scans where the host polls."""
-    if settings.blob_trigger_source == "EventGrid":
+def blob_trigger_source(value: str | None) -> func.BlobSource:
+    """`EventGrid` on Flex Consumption (BLOB_TRIGGER_SOURCE), container scans where the host polls.
+
+    Read raw (shared.environment explains why); `Settings.blob_trigger_source` validates the same value
+    at the first invocation, so a misspelt one is reported there with every other bad setting.
+    """
+    if (value or "").strip().lower() == "eventgrid":
         return func.BlobSource.EVENT_GRID
     return func.BlobSource.LOGS_AND_CONTAINER_SCAN
 
 
-BLOB_SOURCE = blob_trigger_source(Settings.current())
+BLOB_SOURCE = blob_trigger_source(index_time_value("BLOB_TRIGGER_SOURCE"))

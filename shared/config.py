@@ -17,7 +17,6 @@ accident; `.get_secret_value()` is called only where the secret is used (HTTP au
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -31,26 +30,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-_log = logging.getLogger(__name__)
-
-# App Service puts the reference text itself in the environment when it cannot resolve a Key Vault
-# reference (no access yet, secret missing, vault unreachable). Such a value is no setting: used as
-# one it would end up in URLs or serve as a secret, so it reads as unset.
-_KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
-_unresolved_reported: set[str] = set()
-
-
-def is_unresolved_key_vault_reference(value: str | None) -> bool:
-    return value is not None and value.lstrip().lower().startswith(_KEY_VAULT_REFERENCE_PREFIX)
-
-
-def _report_unresolved(name: str) -> None:
-    if name not in _unresolved_reported:  # once per process: settings may be rebuilt on every invocation
-        _unresolved_reported.add(name)
-        # The structured-log shape of shared.logging.log_event, without importing it (it may import this module).
-        _log.warning("config.unresolved_key_vault_reference", extra={"fields": {
-            "setting": name, "effect": "treated as unset",
-            "check": "the secret exists and the app's identity may read it (Key Vault Secrets User)"}})
+from shared.environment import is_unresolved_key_vault_reference, report_unresolved
 
 
 class MissingSetting(RuntimeError):
@@ -164,7 +144,7 @@ class _AppEnvironment(EnvSettingsSource):
         usable: dict[str, str] = {}
         for name, value in self._env.items():
             if is_unresolved_key_vault_reference(value):
-                _report_unresolved(name)
+                report_unresolved(name)
             else:
                 usable[name] = value
         return parse_env_vars(usable, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)

@@ -26,6 +26,8 @@ DEFERRED = (
     "pypdf",
     "azure.data.tables",
     "azure.monitor.opentelemetry",
+    # The settings model: built and validated at the first invocation (shared.environment says why).
+    "pydantic_settings",
 )
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from pydantic import SecretStr
+if TYPE_CHECKING:  # the callback trigger module imports the routes at cold start, before pydantic is needed
+    from pydantic import SecretStr
 
-from shared.config import Settings
+    from shared.config import Settings
 
 CALLBACK_ROUTE = "callbacks/connective"
 NOTIFICATION_ROUTE = "callbacks/connective-notify"

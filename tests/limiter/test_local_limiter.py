@@ -15,71 +15,88 @@ from shared.connective.ratelimit import (
     connection_key,
 )
 from shared.storage.ratelimit import TableRateLimiter
-from tests.limiter.windows import most_in_any_window, window_fill
+from tests.limiter.windows import most_surely_in_any_window
 
 CALLS = 20
 WINDOW_S = 1.0
-SCHEDULING_SLACK_S = 0.15
 
 
-def test_concurrent_threads_never_exceed_the_budget_in_any_window_and_use_it() -> None:
+class VirtualTime:
+    """A clock and a sleep for one thread: sleeping moves the clock, so waits cost no real time and
+    a loaded machine cannot stretch them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_concurrent_threads_never_exceed_the_budget_in_any_window() -> None:
     limiter = LocalRateLimiter(CALLS, WINDOW_S, latency_margin_s=0.02, send_allowance_s=0.01)
-    grants: list[float] = []
-    grants_lock = threading.Lock()
-    start = time.monotonic()
-    end = start + 3 * WINDOW_S
+    spans: list[list[float]] = []
+    spans_lock = threading.Lock()
+    end = time.monotonic() + 3 * WINDOW_S
 
     def hammer() -> None:
         while time.monotonic() < end:
             try:
-                limiter.acquire(max_wait_s=end - time.monotonic())
+                permit = limiter.acquire(max_wait_s=end - time.monotonic())
             except RateLimitDeferred:
                 return
-            with grants_lock:
-                grants.append(time.monotonic())
+            before = time.monotonic()
+            if permit.leave():  # a permit left too late on a busy machine is void: no call goes
+                with spans_lock:
+                    spans.append([before, time.monotonic()])
 
     threads = [threading.Thread(target=hammer) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(10)
+        thread.join(30)
 
-    # Grant times are taken after acquire returns, so a thread descheduled in between (CI machines are
-    # busy) records its grant late and bunches it with later ones. The rule is checked over a window
-    # shortened by that scheduling slack; a limiter that let a burst through would still fail it.
-    assert most_in_any_window(grants, WINDOW_S - SCHEDULING_SLACK_S) <= CALLS
-    assert window_fill(grants, start + WINDOW_S, start + 3 * WINDOW_S, CALLS, WINDOW_S) >= 0.95
+    # Each call left at some moment within its span; a descheduled thread widens its span rather than
+    # moving the call, so the rule is checked over the full window. How much of the budget the
+    # threads use depends on the CPU they get: a figure for bench/, not an assertion.
+    assert spans
+    assert most_surely_in_any_window(spans, WINDOW_S) <= CALLS
 
 
 def test_defers_at_once_when_the_wait_would_be_too_long() -> None:
-    limiter = LocalRateLimiter(3, 2.0, send_allowance_s=0.0)
+    time_ = VirtualTime()
+    limiter = LocalRateLimiter(3, 2.0, send_allowance_s=0.0, clock=time_.clock, sleep=time_.sleep)
     for _ in range(3):
         limiter.acquire(max_wait_s=0)
-    began = time.monotonic()
     with pytest.raises(RateLimitDeferred) as deferred:
         limiter.acquire(max_wait_s=0.5)
-    assert time.monotonic() - began < 0.05
-    assert 1.9 < deferred.value.retry_after_s <= 2.0
+    assert time_.sleeps == []
+    assert deferred.value.retry_after_s == pytest.approx(2.0)
 
 
 def test_waits_for_a_token_within_the_allowed_wait() -> None:
-    limiter = LocalRateLimiter(2, 0.3, send_allowance_s=0.0)
+    time_ = VirtualTime()
+    limiter = LocalRateLimiter(2, 0.3, send_allowance_s=0.0, clock=time_.clock, sleep=time_.sleep)
     limiter.acquire(max_wait_s=0)
+    time_.now += 0.1
     limiter.acquire(max_wait_s=0)
-    began = time.monotonic()
     limiter.acquire(max_wait_s=1.0)
-    assert 0.25 < time.monotonic() - began < 0.5
+    assert time_.sleeps == [pytest.approx(0.2)]  # until the first call leaves the window
 
 
 def test_a_deferred_call_reserves_nothing() -> None:
-    limiter = LocalRateLimiter(1, 0.3, send_allowance_s=0.0)
+    time_ = VirtualTime()
+    limiter = LocalRateLimiter(1, 0.3, send_allowance_s=0.0, clock=time_.clock, sleep=time_.sleep)
     limiter.acquire(max_wait_s=0)
     for _ in range(5):
         with pytest.raises(RateLimitDeferred):
             limiter.acquire(max_wait_s=0)
-    began = time.monotonic()
     limiter.acquire(max_wait_s=1.0)
-    assert time.monotonic() - began < 0.35
+    assert time_.sleeps == [pytest.approx(0.3)]  # behind the one call granted, not behind five deferrals
 
 
 def test_rejects_a_budget_that_allows_nothing() -> None:

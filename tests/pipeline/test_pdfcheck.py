@@ -89,11 +89,12 @@ def test_a_failed_read_is_raised_again_after_the_child_stops() -> None:
 
 def test_a_check_that_takes_too_long_is_a_rejection() -> None:
     document = scan_like_pdf()
-    started = time.monotonic()
     with pytest.raises(PdfRejected) as rejected:
         inspect_pdf(CountingReads(document, delay_s=0.5), len(document), ["#SIGN1#"], timeout_s=1.0)
     assert rejected.value.code == "pdf_analysis_timeout"
-    assert time.monotonic() - started < 5
+    # The check stopped with the rejection: nothing goes on reading the document behind it. (How soon
+    # is the time limit's business, measured on the machine at hand, not a figure to assert here.)
+    assert not any(thread.name == "pdfcheck-ranges" for thread in threading.enumerate())
 
 
 def test_a_blob_replaced_before_the_check_fails_loudly(storage_connection_string: str) -> None:

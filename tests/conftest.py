@@ -81,7 +81,7 @@ class SandboxHandle:
         self.admin("POST", "reset")
 
 
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 5.0, interval_s: float = 0.02) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.02) -> Any:
     """Poll `predicate` until it returns something truthy, and return that; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -101,7 +101,7 @@ def start_sandbox(*extra_args: str, user: str = SANDBOX_USER, password: str = SA
         cwd=PROJECT_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        wait_for_port(port, timeout_s=15)
+        wait_for_port(port, timeout_s=60)
     except TimeoutError:
         process.kill()
         raise

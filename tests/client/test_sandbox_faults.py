@@ -84,7 +84,7 @@ def test_a_500_on_create_is_ambiguous_and_not_repeated(sandbox):
 
 
 def test_a_create_that_times_out_is_not_repeated_and_reconciles_by_reference(sandbox):
-    knobs(sandbox, hang_rate=1.0, hang_seconds=1.5)
+    knobs(sandbox, hang_rate=1.0, hang_seconds=5)  # far past the read timeout, however slow the machine
     client = client_for(sandbox, read_timeout_s=0.5)
     with pytest.raises(AmbiguousCreateError):
         client.create_package({"initiator": "a@example.com", "package_name": "p",
@@ -97,7 +97,7 @@ def test_a_create_that_times_out_is_not_repeated_and_reconciles_by_reference(san
 def test_a_read_that_times_out_is_retried(sandbox):
     client = client_for(sandbox, read_timeout_s=0.5)
     package_id = client.create_package({"initiator": "a@example.com", "package_name": "p"}).package_id
-    knobs(sandbox, hang_rate=1.0, hang_seconds=1.0)
+    knobs(sandbox, hang_rate=1.0, hang_seconds=5)
     calls_before = api_calls(sandbox)
     with pytest.raises(Exception, match="ReadTimeout"):
         client_for(sandbox, read_timeout_s=0.3,

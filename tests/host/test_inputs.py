@@ -16,6 +16,6 @@ def test_blob_inputs_as_bytes_and_as_a_client(azurite: Azurite, host_storage: St
                      settings=tmp_path / "none.json"):
         host_storage.send("input-requests", json.dumps({"name": "note.txt"}))
         report_blob = host_storage.blobs.get_blob_client("input-reports", "note.txt.json")
-        wait_for(report_blob.exists, timeout_s=20)
+        wait_for(report_blob.exists)
     report = json.loads(report_blob.download_blob().readall())
     assert report == {"content": "input content", "client_blob": "note.txt", "client_size": len(b"input content")}

@@ -165,7 +165,7 @@ def queued(store: Store, queue_name: str, ref: str, wait_s: float = 0.0) -> list
     return found
 
 
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout_s: float = 60.0) -> Any:
     """The shared polling helper, with the longer wait that callbacks through the sandbox need."""
     return shared_wait_until(predicate, timeout_s=timeout_s, interval_s=0.05)
 

@@ -93,7 +93,7 @@ def test_auto_sign_without_a_clock_jump(api: Api) -> None:
 
     api.config(auto_sign=True, auto_sign_delay=0.05)
     package = api.pending_package()
-    wait_until(lambda: api.status(package["PackageId"])["PackageStatus"] == "Finished", timeout_s=5)
+    wait_until(lambda: api.status(package["PackageId"])["PackageStatus"] == "Finished", timeout_s=60)
 
 
 def test_expiry_at_expiry_timestamp_and_revival(api: Api) -> None:

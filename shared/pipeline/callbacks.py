@@ -28,7 +28,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl
@@ -46,11 +46,12 @@ from shared.connective.errors import (
 )
 from shared.connective.models import ActorState, ActorStatus, PackageInfo, StakeholderState
 from shared.logging import get_logger, log_event
+from shared.pipeline.creation import longest_step_s
 from shared.pipeline.status_sync import apply_status, ensure_archive_requested
 from shared.pipeline.tokens import presented_token, verify_callback_token
 from shared.retrying import visibility_delay_s
 from shared.storage import names
-from shared.storage.packages import ConcurrentUpdateError, PackageRecord, is_valid_package_ref, utcnow
+from shared.storage.packages import ConcurrentUpdateError, PackageRecord, is_valid_package_ref, same_instant, utcnow
 from shared.storage.status import FINAL_STATUSES, PackageStatus
 from shared.storage.store import Store
 from shared.telemetry import SpanKind, callback_auth_failures, package_step
@@ -248,21 +249,103 @@ def _handle_authenticated_callback(store: Store, client: ConnectiveClient, setti
         scheduled = schedule_refresh(store, ref, reason="callback",
                                      delay_s=settings.status_refresh_delay_s, claim=claim, current=record)
         return Reply(Outcome.COALESCED, data={"refreshScheduled": scheduled})
-    _record_callback(store, ref, claim, Outcome.APPLIED, current=record)
-    return read_now(store, client.with_rate_wait(settings.callback_rate_wait_s), settings, record,
-                    source="callback")
+    reader = client.with_rate_wait(settings.callback_rate_wait_s)
+    lease, stored = _record_final_callback(store, ref, claim, read_lease_length(reader), current=record)
+    if stored is not None and stored.status in FINAL_STATUSES:
+        _callback_event(store, ref, claim, Outcome.ALREADY_FINAL)
+        return Reply(Outcome.ALREADY_FINAL)
+    if lease is None:
+        # Another status read is in flight. It may have been sent before this callback's change, so it
+        # does not cover it; reading now as well would spend a call on what that read is about to bring
+        # (a duplicate callback, a refresh that started a moment ago). The queued read covers it: it
+        # waits for the read in flight to land, and finds the row final or reads once.
+        queued = defer_read(store, ref, reason="callback", delay_s=settings.status_refresh_delay_s)
+        _callback_event(store, ref, claim, Outcome.COALESCED)
+        log_event(_log, "callback.read_in_flight", package_ref=ref, refresh_queued=queued)
+        return Reply(Outcome.COALESCED, data={"refreshScheduled": queued, "readInFlight": True})
+    _callback_event(store, ref, claim, Outcome.APPLIED)
+    return read_now(store, reader, settings, stored or record, source="callback", lease=lease)
+
+
+def read_lease_length(client: ConnectiveClient) -> timedelta:
+    """How long a status read may hold the row's read lease: the longest one call of `client` can take."""
+    return timedelta(seconds=longest_step_s(client))
+
+
+def _read_in_flight(record: PackageRecord, now: datetime) -> bool:
+    return record.status_read_until is not None and record.status_read_until > now
+
+
+def _record_final_callback(store: Store, ref: str, claim: CallbackClaim, length: timedelta,
+                           current: PackageRecord) -> tuple[datetime | None, PackageRecord | None]:
+    """Record a callback that claims a final status and, unless a read is in flight, take the read lease
+    for this callback's read, in one write. Returns the lease (None: don't read now) and the stored row."""
+    now = utcnow()
+    lease: datetime | None = None
+
+    def change(record: PackageRecord) -> bool:
+        nonlocal lease
+        lease = None
+        if record.status in FINAL_STATUSES:
+            return False
+        record.last_callback_at = now
+        record.callback_count += 1
+        if not _read_in_flight(record, now):
+            lease = now + length
+            record.status_read_until = lease
+        return True
+
+    stored = store.packages.mutate(ref, change, current=current)
+    return lease, stored
+
+
+def _take_read_lease(store: Store, ref: str, length: timedelta,
+                     current: PackageRecord) -> tuple[datetime | None, PackageRecord | None]:
+    """The read lease for a queued read that still has something to read. None when the row is final,
+    was read since its last callback, or has a read in flight (checked on the row as stored)."""
+    now = utcnow()
+    lease: datetime | None = None
+
+    def change(record: PackageRecord) -> bool:
+        nonlocal lease
+        lease = None
+        if record.status in FINAL_STATUSES or _read_since_last_callback(record) or _read_in_flight(record, now):
+            return False
+        lease = now + length
+        record.status_read_until = lease
+        return True
+
+    stored = store.packages.mutate(ref, change, current=current)
+    return lease, stored
+
+
+def _release_read_lease(store: Store, ref: str, lease: datetime | None) -> None:
+    """Give the lease back after a read that brought no answer to apply."""
+    if lease is None:
+        return
+
+    def change(record: PackageRecord) -> bool:
+        if not same_instant(record.status_read_until, lease):
+            return False
+        record.status_read_until = None
+        return True
+
+    store.packages.mutate(ref, change)
 
 
 def read_now(store: Store, client: ConnectiveClient, settings: Settings, record: PackageRecord, *, source: str,
-             then: dict[str, Any] | None = None) -> Reply:
+             then: dict[str, Any] | None = None, lease: datetime | None = None) -> Reply:
     """Read and apply the status now; on a transient failure queue the read instead (never lost).
 
     `then` travels with a queued read: its `reason`, and for a link request whom to send the link.
+    `lease` is the row's read lease this read holds (`status_read_until`); it is released either way.
     """
     assert record.connective_package_id
+    sent_at = utcnow()
     try:
         status = client.get_package_status(record.connective_package_id)
     except TRANSIENT_ERRORS as error:
+        _release_read_lease(store, record.ref, lease)
         delay_s = visibility_delay_s(error, settings.status_refresh_delay_s)
         extra = then or {}
         reason = extra.get("reason", source)
@@ -275,23 +358,16 @@ def read_now(store: Store, client: ConnectiveClient, settings: Settings, record:
                   delay_s=delay_s, joined=joined)
         return Reply(Outcome.DEFERRED, data={"retryInSeconds": delay_s})
     except NotFoundError as error:
+        _release_read_lease(store, record.ref, lease)
         _note_error(store, record.ref, f"status read: package not found at Connective ({error.error_code})")
         return Reply(Outcome.DROPPED, detail="package not found at Connective")
-    result = apply_status(store, record.ref, status, source=source)
+    except BaseException:
+        _release_read_lease(store, record.ref, lease)
+        raise
+    result = apply_status(store, record.ref, status, source=source, now=sent_at, read_lease=lease)
     if then is not None and then.get("reason") == LINK_REQUEST:
         publish_link(store, record.ref, status, then)
     return Reply(Outcome.APPLIED, data={"status": result.status.value if result.status else None})
-
-
-def _record_callback(store: Store, ref: str, claim: CallbackClaim, outcome: Outcome,
-                     current: PackageRecord | None = None) -> None:
-    def change(record: PackageRecord) -> bool:
-        record.last_callback_at = utcnow()
-        record.callback_count += 1
-        return True
-
-    with _event_beside(store, ref, claim, outcome):
-        store.packages.mutate(ref, change, current=current)
 
 
 @contextlib.contextmanager
@@ -429,8 +505,19 @@ def handle_status_refresh(store: Store, client: ConnectiveClient, settings: Sett
     if not link_request and _read_since_last_callback(record):
         return Reply(Outcome.SKIPPED, detail="no callback since the last read")
     queue_client = client.with_rate_wait(settings.queue_rate_wait_s)
-    return read_now(store, queue_client, settings, record, source="status-refresh",
-                    then=message if link_request else {"reason": message.get("reason", "callback")})
+    if link_request:  # the signer waits for a link: this request needs its own read
+        return read_now(store, queue_client, settings, record, source="status-refresh", then=message)
+    reason = str(message.get("reason") or "callback")
+    lease, stored = _take_read_lease(store, ref, read_lease_length(queue_client), current=record)
+    if lease is None:
+        if stored is None or stored.status in FINAL_STATUSES or _read_since_last_callback(stored):
+            return Reply(Outcome.SKIPPED, detail="read meanwhile, or final")
+        # A read is in flight and may have been sent before the callbacks this one is for: read after it.
+        delay_s = settings.status_refresh_delay_s
+        defer_read(store, ref, reason=reason, delay_s=delay_s)
+        return Reply(Outcome.DEFERRED, detail="a status read is in flight", data={"retryInSeconds": delay_s})
+    return read_now(store, queue_client, settings, stored or record, source="status-refresh",
+                    then={"reason": reason}, lease=lease)
 
 
 def _read_since_last_callback(record: PackageRecord) -> bool:

@@ -66,7 +66,7 @@ from shared.pipeline.intake import StoredDocument, record_rejection_of_row
 from shared.pipeline.spec import STORED, PackageRequest
 from shared.retrying import visibility_delay_s
 from shared.storage import names
-from shared.storage.packages import PackageRecord, utcnow
+from shared.storage.packages import PackageRecord, same_instant, utcnow
 from shared.storage.status import PackageStatus
 from shared.storage.store import Store
 
@@ -126,7 +126,7 @@ class _Lease:
 
         def change(record: PackageRecord) -> bool:
             nonlocal held
-            held = record.status == PackageStatus.CREATING and _same_time(record.creation_lease_until, self.until)
+            held = record.status == PackageStatus.CREATING and same_instant(record.creation_lease_until, self.until)
             if held:
                 record.creation_lease_until = renewed
             return held
@@ -135,11 +135,6 @@ class _Lease:
         if not held:
             raise LeaseLost(self.ref)
         self.until = renewed
-
-
-def _same_time(stored: datetime | None, held: datetime | None) -> bool:
-    # The lease's own end time identifies the attempt that wrote it (Table storage keeps microseconds).
-    return stored is not None and held is not None and abs(stored - held) < timedelta(milliseconds=1)
 
 
 def create(ref: str, *, store: Store, settings: Settings, client: ConnectiveClient,

@@ -20,7 +20,7 @@ from typing import Any
 from shared.connective.models import ActorState, PackageInfo, StakeholderState
 from shared.logging import get_logger, log_event
 from shared.storage import names
-from shared.storage.packages import PackageRecord, utcnow
+from shared.storage.packages import PackageRecord, same_instant, utcnow
 from shared.storage.status import PackageStatus, can_move
 from shared.storage.store import Store
 from shared.webhooks.publish import EventType, publish_event
@@ -70,11 +70,14 @@ class ApplyResult:
 
 
 def apply_status(store: Store, ref: str, status_response: PackageInfo, *, source: str,
-                 now: datetime | None = None) -> ApplyResult:
+                 now: datetime | None = None, read_lease: datetime | None = None) -> ApplyResult:
     """Merge one Get Package Status answer into the row of `ref`.
 
-    `source` names who read it (callback, status-refresh, reconcile, ...) for the history.
-    Safe to call with stale, repeated or out-of-order answers.
+    `source` names who read it (callback, status-refresh, reconcile, ...) for the history. `now` is
+    when the read was sent (default: now): the answer covers the callbacks that arrived before it,
+    and no later one, which may report a change the answer does not hold. `read_lease` is the
+    reader's `status_read_until`, released by this write. Safe to call with stale, repeated or
+    out-of-order answers.
     """
     read_at = now or utcnow()
     connective_status = _our_status(status_response)
@@ -97,7 +100,10 @@ def apply_status(store: Store, ref: str, status_response: PackageInfo, *, source
                 record.expiry_timestamp is None or status_response.expiry_timestamp > record.expiry_timestamp):
             # Extensions only push the expiry later; an older read must not undo one.
             record.expiry_timestamp = status_response.expiry_timestamp
-        record.last_status_read_at = read_at
+        if record.last_status_read_at is None or read_at > record.last_status_read_at:
+            record.last_status_read_at = read_at  # a read sent earlier and answered later covers less
+        if read_lease is not None and same_instant(record.status_read_until, read_lease):
+            record.status_read_until = None
         return True
 
     outcome.record = store.packages.mutate(ref, change)

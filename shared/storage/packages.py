@@ -12,7 +12,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from azure.core import MatchConditions
@@ -40,6 +40,12 @@ class RecordTooLarge(ValueError):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def same_instant(stored: datetime | None, held: datetime | None) -> bool:
+    """A lease's stored end time is the one its holder wrote (Table storage keeps microseconds): the end
+    time identifies the holder."""
+    return stored is not None and held is not None and abs(stored - held) < timedelta(milliseconds=1)
 
 
 def is_valid_package_ref(ref: str) -> bool:
@@ -82,6 +88,9 @@ class PackageRecord(BaseModel):
     # Connective's documents (id, name, type) from the last status read; the archive names its files by them.
     documents: list[dict[str, Any]] = Field(default_factory=list)
     status_refresh_due_at: datetime | None = None  # a deferred status read is queued for this time
+    # A status read is in flight until then: its reader's lease (shared.pipeline.callbacks), released when
+    # its answer is applied. A callback or refresh arriving meanwhile joins the queued read instead.
+    status_read_until: datetime | None = None
     archive_requested_at: datetime | None = None  # an archive-requests message was sent
     archive_attempts: int = 0  # archive runs that found the package not ready (409) or failed
     connective_deleted_at: datetime | None = None  # deleted at Connective after archiving

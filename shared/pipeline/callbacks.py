@@ -466,11 +466,14 @@ def archive_if_forgotten(store: Store, record: PackageRecord, *, reason: str) ->
     """Ask for the archive of a Finished row that nobody asked for, or asked long ago. True when it asked.
 
     A row read as Finished just now is left to its reader, which sends the request right after its
-    write; a second request would run the archive twice.
+    write; a second request would run the archive twice, and two runs at once fetch every file twice.
+    The reader of a callback or refresh holds the row's read lease until it has noted its request,
+    however slow it is; other readers (creation, the timer) are given ARCHIVE_REQUEST_GRACE.
     """
+    now = utcnow()
     read_at = record.last_status_read_at
     if (record.status == PackageStatus.FINISHED and record.archive_requested_at is None
-            and read_at is not None and utcnow() - read_at < ARCHIVE_REQUEST_GRACE):
+            and (_read_in_flight(record, now) or (read_at is not None and now - read_at < ARCHIVE_REQUEST_GRACE))):
         return False
     return ensure_archive_requested(store, record, reason=reason)
 

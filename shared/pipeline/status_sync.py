@@ -102,7 +102,10 @@ def apply_status(store: Store, ref: str, status_response: PackageInfo, *, source
             record.expiry_timestamp = status_response.expiry_timestamp
         if record.last_status_read_at is None or read_at > record.last_status_read_at:
             record.last_status_read_at = read_at  # a read sent earlier and answered later covers less
-        if read_lease is not None and same_instant(record.status_read_until, read_lease):
+        finishing = outcome.status_changed and record.status == PackageStatus.FINISHED
+        if read_lease is not None and same_instant(record.status_read_until, read_lease) and not finishing:
+            # A reader that moves the row to Finished keeps its lease until it has noted the archive
+            # request: meanwhile, callbacks and refreshes leave the request to it (archive_if_forgotten).
             record.status_read_until = None
         return True
 
@@ -118,7 +121,7 @@ def apply_status(store: Store, ref: str, status_response: PackageInfo, *, source
         _send_archive_request(store, ref, reason=source)
     _record_history(store, ref, outcome, status_response, source)
     if finished_now:
-        _note_archive_requested(store, ref, reason=source)
+        _note_archive_requested(store, ref, reason=source, read_lease=read_lease)
         outcome.archive_requested = True
     return outcome
 
@@ -295,9 +298,11 @@ def _send_archive_request(store: Store, ref: str, *, reason: str, delay_s: int =
     store.clients.send_json(names.ARCHIVE_REQUESTS_QUEUE, archive_message(ref, reason), delay_s=delay_s)
 
 
-def _note_archive_requested(store: Store, ref: str, *, reason: str) -> None:
+def _note_archive_requested(store: Store, ref: str, *, reason: str, read_lease: datetime | None = None) -> None:
     def note(record: PackageRecord) -> bool:
         record.archive_requested_at = utcnow()
+        if read_lease is not None and same_instant(record.status_read_until, read_lease):
+            record.status_read_until = None
         return True
 
     store.packages.mutate(ref, note)

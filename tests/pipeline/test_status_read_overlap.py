@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from shared.connective.client import ConnectiveClient
+from shared.pipeline import callbacks, status_sync
 from shared.pipeline.callbacks import CallbackClaim, Outcome, Reply, handle_callback, handle_status_refresh
 from shared.storage import names
 from shared.storage.status import PackageStatus
@@ -154,3 +156,45 @@ def test_a_refresh_arriving_while_a_final_callback_reads_waits_for_that_read(
     assert reads(sandbox) - before == 1
     row = store.packages.get(ref)
     assert row is not None and row.status is PackageStatus.FINISHED
+
+
+def test_a_reader_slow_to_note_its_archive_request_is_left_to_send_it_alone(
+        store, sandbox, storage_connection_string, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader that moved the row to Finished has sent its archive request and is still writing the
+    history (a loaded machine: longer than ARCHIVE_REQUEST_GRACE) when a refresh and a late Finished
+    callback find the row Finished without a noted request. Neither asks again: two archive runs at
+    once would fetch the package ZIP and its audit proof twice."""
+    monkeypatch.setattr(callbacks, "ARCHIVE_REQUEST_GRACE", timedelta(0))  # the reader outlasts any grace
+    reached, go_on = threading.Event(), threading.Event()
+    record_history = status_sync._record_history
+
+    def slow_history(*args: Any, **kwargs: Any) -> None:
+        if threading.current_thread().name == HELD_READER:
+            reached.set()
+            assert go_on.wait(30), "the slow reader was never let go"
+        record_history(*args, **kwargs)
+
+    monkeypatch.setattr(status_sync, "_record_history", slow_history)
+    settings = settings_for(sandbox, storage_connection_string, STATUS_REFRESH_DELAY_S="0")
+    client = client_for(sandbox)
+    ref = new_ref()
+    package_id = instant_package(client, ref, ["ann@example.com"])
+    insert_row(store, ref, package_id, signers=[{"email": "ann@example.com", "type": "Signer"}])
+    token = token_for(ref)
+    assert handle_callback(store, client, settings, ref, token, CallbackClaim("Pending")).outcome is Outcome.COALESCED
+    [message] = queued(store, names.STATUS_REFRESH_QUEUE, ref)
+    act(sandbox, package_id, actors(sandbox, package_id)[0]["id"], "sign")
+
+    finished = CallbackClaim("Finished", package_id)
+    reader, reader_replies = run_held(lambda: handle_callback(store, client, settings, ref, token, finished))
+    try:
+        assert reached.wait(30)
+        assert handle_status_refresh(store, client, settings, message).outcome is Outcome.ALREADY_FINAL
+        assert handle_callback(store, client, settings, ref, token, finished).outcome is Outcome.ALREADY_FINAL
+    finally:
+        go_on.set()
+        reader.join(30)
+    assert reader_replies[0].outcome is Outcome.APPLIED
+    assert len(queued(store, names.ARCHIVE_REQUESTS_QUEUE, ref)) == 1
+    row = store.packages.get(ref)
+    assert row is not None and row.archive_requested_at is not None and row.status_read_until is None

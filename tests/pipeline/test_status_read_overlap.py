@@ -81,6 +81,25 @@ def run_held(work: Callable[[], Reply]) -> tuple[threading.Thread, list[Reply]]:
     return thread, replies
 
 
+def signed_after_a_queued_refresh(store: Store, sandbox: Any, client: ConnectiveClient, settings: Any,
+                                  sign_now: bool = True) -> tuple[str, str, str, dict[str, Any], Callable[[], None]]:
+    """A one-signer package whose non-final callback queued a refresh (taken off the queue, returned).
+    Returns ref, package id, callback token, the refresh message and the signing (done when `sign_now`)."""
+    ref = new_ref()
+    package_id = instant_package(client, ref, ["ann@example.com"])
+    insert_row(store, ref, package_id, signers=[{"email": "ann@example.com", "type": "Signer"}])
+    token = token_for(ref)
+    assert handle_callback(store, client, settings, ref, token, CallbackClaim("Pending")).outcome is Outcome.COALESCED
+    [message] = queued(store, names.STATUS_REFRESH_QUEUE, ref)
+
+    def sign() -> None:
+        act(sandbox, package_id, actors(sandbox, package_id)[0]["id"], "sign")
+
+    if sign_now:
+        sign()
+    return ref, package_id, token, message, sign
+
+
 @pytest.mark.parametrize("answer_before_signing", [True, False], ids=["answer-stale", "answer-final"])
 def test_a_final_callback_and_its_duplicate_during_a_refresh_read_cost_no_extra_read(
         store, sandbox, held, storage_connection_string, answer_before_signing: bool) -> None:
@@ -90,22 +109,14 @@ def test_a_final_callback_and_its_duplicate_during_a_refresh_read_cost_no_extra_
     so it must not hide it); when that answer already says Finished, nothing more is read."""
     settings = settings_for(sandbox, storage_connection_string, STATUS_REFRESH_DELAY_S="0")
     client = client_for(sandbox)
-    ref = new_ref()
-    package_id = instant_package(client, ref, ["ann@example.com"])
-    insert_row(store, ref, package_id, signers=[{"email": "ann@example.com", "type": "Signer"}])
-    actor_id = actors(sandbox, package_id)[0]["id"]
-    token = token_for(ref)
     before = reads(sandbox)
-
-    # A non-final callback queues a refresh; the refresh starts reading.
-    assert handle_callback(store, client, settings, ref, token, CallbackClaim("Pending")).outcome is Outcome.COALESCED
-    [message] = queued(store, names.STATUS_REFRESH_QUEUE, ref)
-    if not answer_before_signing:
-        act(sandbox, package_id, actor_id, "sign")
+    # A non-final callback queued a refresh; the refresh starts reading.
+    ref, package_id, token, message, sign = signed_after_a_queued_refresh(
+        store, sandbox, client, settings, sign_now=not answer_before_signing)
     reader, reader_replies = run_held(lambda: handle_status_refresh(store, client, settings, message))
     assert held.answered.wait(30)
     if answer_before_signing:
-        act(sandbox, package_id, actor_id, "sign")
+        sign()
 
     # The Finished callback, twice, while the refresh's answer is on its way.
     finished = CallbackClaim("Finished", package_id)
@@ -133,13 +144,7 @@ def test_a_refresh_arriving_while_a_final_callback_reads_waits_for_that_read(
     comes due. The refresh does not read beside it; queued again, it then finds the row final."""
     settings = settings_for(sandbox, storage_connection_string, STATUS_REFRESH_DELAY_S="0")
     client = client_for(sandbox)
-    ref = new_ref()
-    package_id = instant_package(client, ref, ["ann@example.com"])
-    insert_row(store, ref, package_id, signers=[{"email": "ann@example.com", "type": "Signer"}])
-    token = token_for(ref)
-    assert handle_callback(store, client, settings, ref, token, CallbackClaim("Pending")).outcome is Outcome.COALESCED
-    [message] = queued(store, names.STATUS_REFRESH_QUEUE, ref)
-    act(sandbox, package_id, actors(sandbox, package_id)[0]["id"], "sign")
+    ref, package_id, token, message, _ = signed_after_a_queued_refresh(store, sandbox, client, settings)
     before = reads(sandbox)
 
     reader, reader_replies = run_held(
@@ -177,13 +182,7 @@ def test_a_reader_slow_to_note_its_archive_request_is_left_to_send_it_alone(
     monkeypatch.setattr(status_sync, "_record_history", slow_history)
     settings = settings_for(sandbox, storage_connection_string, STATUS_REFRESH_DELAY_S="0")
     client = client_for(sandbox)
-    ref = new_ref()
-    package_id = instant_package(client, ref, ["ann@example.com"])
-    insert_row(store, ref, package_id, signers=[{"email": "ann@example.com", "type": "Signer"}])
-    token = token_for(ref)
-    assert handle_callback(store, client, settings, ref, token, CallbackClaim("Pending")).outcome is Outcome.COALESCED
-    [message] = queued(store, names.STATUS_REFRESH_QUEUE, ref)
-    act(sandbox, package_id, actors(sandbox, package_id)[0]["id"], "sign")
+    ref, package_id, token, message, _ = signed_after_a_queued_refresh(store, sandbox, client, settings)
 
     finished = CallbackClaim("Finished", package_id)
     reader, reader_replies = run_held(lambda: handle_callback(store, client, settings, ref, token, finished))

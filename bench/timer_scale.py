@@ -13,20 +13,26 @@ temp folder and its finished rows are written only once; `timer.finished_rows_wr
 that write (0 when reused). The due rows of earlier runs are removed before the timed runs.
 After a first write, account B's Azurite is restarted, so the first run on a machine times the same
 thing as the runs that reuse the rows (a fresh process that loaded the file), not a process still
-saving what it just took.
+saving what it just took. Each side goes first in one of the rounds.
 
-What grows with the tracked rows is Azurite's, not the run's. Both accounts keep their data on disk,
-and Azurite then saves its whole table file (about 97 MB for B) every 5 s while it has unsaved
-writes; a run's writes keep it dirty, so B's Azurite spends about 2 s more CPU than A's on the same
-requests (measured: 3.7 to 3.9 s against 1.4 to 2.0 s). The run itself does the same work on both
-sides: the same calls, the same storage requests (point reads and writes by key and a query of the
-due index rows only), the same CPU. `timer.cpu_ratio` is the CPU time of the run's process on B
-over A's (1.0 when the run's cost does not depend on the tracked rows). `--in-memory` writes the rows
-afresh into in-memory Azurites instead, for the comparison without the saves (it takes minutes).
+Azurite's own cost is kept out of the comparison. On disk, Azurite keeps all of an account's tables in
+one file and saves the whole file every 5 s while it has unsaved writes; a run's writes keep it dirty.
+With A empty, B's Azurite spent about 2 s more CPU than A's on the same requests (3.7 to 3.9 s against
+1.4 to 2.0 s, for 1,803 storage requests on each side), which made B's runs 1.2 to 1.75 times as long
+as A's under loads of 4 to 14, while the run itself did the same work on both sides: the same 200
+calls, the same storage requests (point reads and writes by key, a query of the due index rows
+only), the same CPU. That cost follows the file's size, not the app's tracked rows (Azure Table
+Storage has no such save), so A now holds the same file with B's tables renamed (`_ballast_copy`):
+both Azurites load and save the same bytes, and only B's are the app's tracked packages.
+`timer.cpu_ratio` is the CPU time of the run's process on B over A's (1.0 when the run's cost does
+not depend on the tracked rows). `--in-memory` writes the rows afresh into in-memory Azurites instead
+(no saves, no ballast; it takes minutes).
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sys
 import tempfile
 import time
@@ -42,6 +48,7 @@ from shared.connective import ConnectiveClient, ConnectiveConfig, LocalRateLimit
 from shared.maintenance.budget import RunBudget
 from shared.maintenance.runner import run_maintenance
 from shared.maintenance.sweep import CHECKPOINT
+from shared.storage import names
 from shared.storage.clients import StorageClients
 from shared.storage.packages import PackageRecord
 from shared.storage.schedule import DuePolicy
@@ -57,6 +64,7 @@ ROUNDS = 2
 WRITERS = 32
 CROWDED_DATA = Path(tempfile.gettempdir()) / f"connective-bench-timer-scale-{FINISHED}"
 WRITTEN_MARKER = CROWDED_DATA / "finished-rows-written"
+TABLE_FILE = "__azurite_db_table__.json"  # where Azurite keeps every table of the account
 
 
 def _settings(azurite: Azurite, sandbox: SandboxHandle) -> Settings:
@@ -137,17 +145,53 @@ def _timed_run(store: Store, client: ConnectiveClient, settings: Settings) -> Ti
     return TimedRun(elapsed, cpu_s, report.calls)
 
 
+def _ballast_copy(target: Path) -> None:
+    """Account B's data with the app's tables renamed: the same bytes for Azurite to load and save, no rows of the app.
+
+    Azurite keeps an account's tables in one file and, while it has unsaved writes, saves the whole file every
+    5 s: a cost that follows what the account holds, whichever table holds it. With this copy under A, both
+    sides pay it alike, and what is left of the difference is what the tracked rows cost the run.
+    """
+    shutil.copytree(CROWDED_DATA, target, dirs_exist_ok=True)
+    (target / WRITTEN_MARKER.name).unlink(missing_ok=True)
+    table_file = target / TABLE_FILE
+    text = table_file.read_text()
+    for table in (names.PACKAGES_TABLE, names.SCHEDULE_TABLE, names.EVENTS_TABLE):
+        # The table's entry in Azurite's table list, and its collection's name and type.
+        text = text.replace(f'"table":"{table}"', f'"table":"Ballast{table}"')
+        text = text.replace(f'${table}"', f'$Ballast{table}"')
+    table_file.write_text(text)
+
+
 def run(in_memory: bool = False) -> dict[str, object]:
     sandbox = start_sandbox("--rate-calls", "0")
     try:
         CROWDED_DATA.mkdir(parents=True, exist_ok=True)
         reuse = not in_memory and WRITTEN_MARKER.exists()
-        # Both sides keep their data the same way: on disk, Azurite saves its whole table file every few seconds
-        # while it has unsaved writes, a cost that grows with what the account holds on either side.
-        with tempfile.TemporaryDirectory(prefix="timer-scale-alone-") as alone_data, \
-                Azurite(location=None if in_memory else Path(alone_data)) as alone, \
-                Azurite(location=None if in_memory else CROWDED_DATA) as crowded:
+        with contextlib.ExitStack() as stack:
+            crowded = stack.enter_context(Azurite(location=None if in_memory else CROWDED_DATA))
             client = _client(sandbox)
+            write_s = 0.0
+            if reuse:
+                print(f"timer_scale: reusing {FINISHED:,} finished package rows in {CROWDED_DATA}", flush=True)
+            else:
+                print(f"timer_scale: writing {FINISHED:,} finished package rows with {WRITERS} threads "
+                      f"(once; kept in {CROWDED_DATA}) ...", flush=True)
+                write_s = _write_finished(_settings(crowded, sandbox))
+                if not in_memory:
+                    WRITTEN_MARKER.write_text(f"{FINISHED} rows written in {write_s:.1f} s\n")
+                print(f"timer_scale: written in {write_s:.1f} s ({FINISHED / write_s:,.0f} rows/s)", flush=True)
+            alone_data: Path | None = None
+            if not in_memory:
+                # Copied while no Azurite writes the file (stopping saves it). Restarted, B is timed as a reused
+                # account is: a fresh process that loaded the file, not one that just took 100,000 writes.
+                crowded.stop()
+                alone_data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="timer-scale-alone-")))
+                _ballast_copy(alone_data)
+                crowded.start()
+            if reuse:
+                _forget_due(_store(_settings(crowded, sandbox)))
+            alone = stack.enter_context(Azurite(location=alone_data))
             sides = {}
             for name, azurite in (("alone", alone), ("crowded", crowded)):
                 settings = _settings(azurite, sandbox)
@@ -156,23 +200,10 @@ def run(in_memory: bool = False) -> dict[str, object]:
                 _, etag = store.schedule.checkpoint(CHECKPOINT)
                 store.schedule.save_checkpoint(CHECKPOINT, {"LastStartedAt": datetime.now(UTC)}, etag)
                 sides[name] = (settings, store)
-            write_s = 0.0
-            if reuse:
-                print(f"timer_scale: reusing {FINISHED:,} finished package rows in {CROWDED_DATA}", flush=True)
-                _forget_due(sides["crowded"][1])
-            else:
-                print(f"timer_scale: writing {FINISHED:,} finished package rows with {WRITERS} threads "
-                      f"(once; kept in {CROWDED_DATA}) ...", flush=True)
-                write_s = _write_finished(sides["crowded"][0])
-                if not in_memory:
-                    WRITTEN_MARKER.write_text(f"{FINISHED} rows written in {write_s:.1f} s\n")
-                    # Timed as a reused account is: a fresh Azurite process that loads the table file, not the
-                    # one that just took 100,000 writes (its heap grown, a save of the whole file under way).
-                    crowded.restart()
-                print(f"timer_scale: written in {write_s:.1f} s ({FINISHED / write_s:,.0f} rows/s)", flush=True)
             runs: dict[str, list[TimedRun]] = {"alone": [], "crowded": []}
             for round_number in range(1, ROUNDS + 1):
-                for name in ("alone", "crowded"):
+                # Each side goes first once: the first run after the set-up pays for warming up.
+                for name in ("alone", "crowded") if round_number % 2 else ("crowded", "alone"):
                     settings, store = sides[name]
                     _add_due(store, client)
                     timed = _timed_run(store, client, settings)

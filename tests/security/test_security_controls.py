@@ -11,7 +11,7 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from shared.config import Settings
+from shared.config import MissingSetting, Settings
 from shared.pipeline import tokens
 from shared.pipeline.tokens import callback_token, callback_url, verify_callback_token
 
@@ -45,7 +45,7 @@ def test_a_token_is_bound_to_its_package() -> None:
 
 
 def test_no_secrets_means_no_callback_is_accepted() -> None:
-    with pytest.raises(ValueError, match="CALLBACK_SECRETS"):
+    with pytest.raises(MissingSetting, match="CALLBACK_SECRETS"):
         verify_callback_token(Settings({"CALLBACK_SECRETS": ""}), REF, "x")
 
 

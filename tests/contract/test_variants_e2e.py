@@ -118,8 +118,12 @@ def run_flows(bench: BenchWorld, variant: str, knobs: dict[str, Any]) -> dict[st
         assert len(proofs) == SHAPES[shape].documents, row.archived_files
     calls = {shape: int(by_reference.get(item.ref, 0)) for shape, item in dropped.items()}
     _record(variant, calls)
-    # Both packages' calls by operation, so that a package over its goal says which calls were extra.
-    calls["by_operation"] = bench.stats()["calls_by_operation"]  # type: ignore[assignment]
+    # Both packages' calls by operation, so that a package over its goal says which calls were extra, and
+    # the answers' status codes: with these knobs the sandbox answers no 409, 429 or 5xx, so no call over
+    # the goal can be a legitimate retry (a 409 "not ready" archive retry would show here).
+    stats = bench.stats()
+    calls["by_operation"] = stats["calls_by_operation"]  # type: ignore[assignment]
+    calls["status_codes"] = stats["status_codes"]  # type: ignore[assignment]
     return calls
 
 

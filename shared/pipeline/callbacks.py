@@ -15,9 +15,15 @@ queue, so the answer is fast and nothing is lost. A deferred read joins a `statu
 waiting for the package instead of queueing a second one, so a backlog never turns two callbacks
 into two reads. A dropped callback is caught by a later one's read, or by the timer's reconciliation.
 
-The reader that moves a row to Finished requests its archive; a callback or refresh that finds the
-row Finished a moment later must not ask again (a second archive run repeats the downloads), so it
-only asks when the row has been Finished for a while without a request (`archive_if_forgotten`).
+Reads of one package never overlap: a reader holds the row's read lease (`status_read_until`, as
+long as its longest call) from before its call until its answer is applied. A final callback (or its
+duplicate) or a refresh that comes meanwhile joins the queued read instead, which then finds the row
+final or reads once. A read covers the callbacks that arrived before it was sent, never a later one.
+
+The reader that moves a row to Finished requests its archive and keeps its lease until it has noted
+the request; a callback or refresh that finds the row Finished meanwhile must not ask again (two
+archive runs at once fetch every file twice), so it only asks when no reader holds the lease and
+the row has been Finished for a while without a request (`archive_if_forgotten`).
 """
 
 from __future__ import annotations

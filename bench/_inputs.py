@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from reportlab.pdfgen import canvas
 
-from shared.pipeline.intake import MANIFEST_NAME, package_ref_for_blob
+from shared.pipeline.inputs import package_ref_for_blob
+from shared.pipeline.manifest import MANIFEST_NAME
 from shared.storage import names
 from shared.storage.status import PackageStatus
 

@@ -33,7 +33,8 @@ from bench._progress import wait_until_settled
 from bench._world import BenchWorld
 from bench.client_streaming import write_large_pdf
 from bench.large_doc import RssSampler, invocations
-from shared.pipeline.intake import MANIFEST_NAME, package_ref_for_blob
+from shared.pipeline.inputs import package_ref_for_blob
+from shared.pipeline.manifest import MANIFEST_NAME
 from shared.storage import names
 from shared.storage.clients import StorageClients
 from shared.storage.status import PackageStatus

@@ -53,7 +53,7 @@ from bench._load import cpu_hog, load_average, summarise
 from bench._progress import wait_until_settled
 from bench._world import BenchWorld
 from bench.client_streaming import write_large_pdf
-from shared.pipeline.intake import package_ref_for_blob
+from shared.pipeline.inputs import package_ref_for_blob
 from shared.storage import names
 from shared.storage.clients import StorageClients
 from shared.storage.status import PackageStatus

@@ -2,8 +2,8 @@
 
 Documents come as base64 `content` (staged to `package-staging/{packageRef}/{index}-{name}`) or as
 a blob `path` (`container/blob` in the app's document storage, in one of `PATH_CONTAINERS`). Each
-is checked like an uploaded one (`shared.pipeline.intake.check_document`), then the Received row
-is written and the `package-requests` message sent by `intake.record_accepted`.
+is checked like an uploaded one (`shared.pipeline.documents.check_document`), then the Received row
+is written and the `package-requests` message sent by `shared.pipeline.recording.record_accepted`.
 
 The intake helpers used here (`default_language`, `stored`, `check_explicit_markers`) are the
 batch path's own, so a document means the same thing through either door.
@@ -42,8 +42,10 @@ from shared.api.body import validation_problem
 from shared.api.problems import ApiProblem, FieldError
 from shared.config import Settings
 from shared.logging import get_logger, log_event, package_scope
-from shared.pipeline import intake, routing
+from shared.pipeline import intake, layout, recording, routing
+from shared.pipeline.documents import StoredDocument, check_document, stored
 from shared.pipeline.errors_report import Rejection
+from shared.pipeline.inputs import describe_blob
 from shared.pipeline.spec import PackageRequest, is_control
 from shared.storage import names
 from shared.storage.packages import PackageRecord, RecordTooLarge
@@ -181,20 +183,20 @@ def _release(store: Store, ref: str) -> None:
 
 
 def _check_documents(store: Store, settings: Settings, request: PackageRequest,
-                     locations: list[tuple[str, str]]) -> list[intake.StoredDocument]:
+                     locations: list[tuple[str, str]]) -> list[StoredDocument]:
     signer_count = sum(1 for signer in request.signers if signer.type == "Signer")
-    markers = [intake.marker_for(routing.DEFAULT_MARKER_TEMPLATE, n) for n in range(1, signer_count + 1)]
+    markers = [layout.marker_for(routing.DEFAULT_MARKER_TEMPLATE, n) for n in range(1, signer_count + 1)]
     markers += [location.marker for signer in request.signers for location in signer.locations if location.marker]
-    documents: list[intake.StoredDocument] = []
+    documents: list[StoredDocument] = []
     for index, (container, blob_name) in enumerate(locations):
         blob = store.clients.container(container).get_blob_client(blob_name)
-        found = intake.describe_blob(blob)
+        found = describe_blob(blob)
         if found is None:
             raise Rejection("document_missing", f"documents[{index}]: {container}/{blob_name} does not exist")
-        sha256, facts = intake.check_document(settings, blob, etag=found.etag, size=found.size, markers=markers)
-        documents.append(intake.stored(found.container, found.name, found.etag, found.size, sha256, facts,
+        sha256, facts = check_document(settings, blob, etag=found.etag, size=found.size, markers=markers)
+        documents.append(stored(found.container, found.name, found.etag, found.size, sha256, facts,
                                         request, index))
-    intake.check_explicit_markers(request, documents)
+    layout.check_explicit_markers(request, documents)
     return documents
 
 
@@ -221,8 +223,8 @@ def create_package(store: Store, settings: Settings, body: dict[str, Any],
             _check_subscribers(settings, request)
             locations = _stage(store, ref, request)
             documents = _check_documents(store, settings, request, locations)
-            fields = intake.resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
-            record = intake.record_accepted(store, ref=ref, source="api", source_uri=f"api/{ref}",
+            fields = layout.resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
+            record = recording.record_accepted(store, ref=ref, source="api", source_uri=f"api/{ref}",
                                             request=_with_staged_paths(request, locations), documents=documents,
                                             signing_fields=fields, request_hash=body_hash)
         except Rejection as rejection:

@@ -36,7 +36,8 @@ from shared.config import Settings
 from shared.connective.client import ConnectiveClient
 from shared.connective.errors import ConnectiveError, RetryLater
 from shared.logging import get_logger, log_event
-from shared.pipeline import intake, routing, status_sync
+from shared.pipeline import layout, recording, routing, status_sync
+from shared.pipeline.documents import StoredDocument
 from shared.pipeline.errors_report import Rejection, write_report
 from shared.storage import names
 from shared.storage.bulk import (
@@ -110,7 +111,7 @@ def _report_due(settings: Settings, job: BulkJob) -> bool:
 
 def _feed(store: Store, settings: Settings, job: BulkJob) -> _Outcome:
     spec = BulkJobSpec.model_validate(job.spec)
-    documents = [intake.StoredDocument.model_validate(document) for document in job.documents]
+    documents = [StoredDocument.model_validate(document) for document in job.documents]
     window_s = settings.connective_rate_window_s
     capacity = max(1, share_calls(settings) // creation_calls_per_package(len(documents)))
     in_flight = sum(1 for _ in store.bulk.rows(job.job, UNCREATED_ROW_STATUSES))
@@ -228,7 +229,7 @@ def _skip(store: Store, job: BulkJob, line: int, key: str, code: str, message: s
                                             reason=message[:1000]))
 
 
-def _release_row(store: Store, job: BulkJob, spec: BulkJobSpec, documents: list[intake.StoredDocument],
+def _release_row(store: Store, job: BulkJob, spec: BulkJobSpec, documents: list[StoredDocument],
                  raw: recipients.RawRow) -> int:
     """Record one row: a package (1 when it is new) or a skipped row (0)."""
     if raw.error:
@@ -239,8 +240,8 @@ def _release_row(store: Store, job: BulkJob, spec: BulkJobSpec, documents: list[
         values = normalized_row(raw.values)
         key = row_key(values)
         request = package_request(job.job, spec, values)
-        intake.check_explicit_markers(request, documents)
-        fields = intake.resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
+        layout.check_explicit_markers(request, documents)
+        fields = layout.resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)
     except BadRow as bad:
         _skip(store, job, raw.line, key or f"line {raw.line}", bad.code, bad.message)
         return 0
@@ -254,7 +255,7 @@ def _release_row(store: Store, job: BulkJob, spec: BulkJobSpec, documents: list[
     ref = package_ref_for_row(job.job, key)
     if store.packages.get(ref) is not None:
         return 0  # sent by an earlier upload (or by this step before it was repeated)
-    intake.record_accepted(store, ref=ref, source="bulk",
+    recording.record_accepted(store, ref=ref, source="bulk",
                            source_uri=f"{names.BULK_CONTAINER}/{job.recipients_blob}#{raw.line}",
                            request=request, documents=documents, signing_fields=fields,
                            bulk=(job.job, good_row_key(key)))

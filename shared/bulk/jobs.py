@@ -35,7 +35,8 @@ from shared.bulk.spec import (
 )
 from shared.config import Settings
 from shared.logging import get_logger, log_event
-from shared.pipeline import intake, routing
+from shared.pipeline import inputs, intake, layout, manifest, routing
+from shared.pipeline.documents import check_document, stored
 from shared.pipeline.errors_report import Rejection, write_report
 from shared.storage import names
 from shared.storage.bulk import BulkJob, JobState
@@ -79,7 +80,7 @@ def job_id_of(blob_name: str) -> str | None:
 
 
 def _validated_spec(raw: bytes) -> BulkJobSpec:
-    parsed = intake.parse_manifest(raw, JOB_FILE)
+    parsed = manifest.parse_manifest(raw, JOB_FILE)
     try:
         return BulkJobSpec.model_validate(parsed)
     except ValidationError as error:
@@ -103,20 +104,20 @@ def _check_documents(store: Store, settings: Settings, folder: str, spec: BulkJo
                      request: Any) -> list[dict[str, Any]]:
     container = store.clients.container(names.BULK_CONTAINER)
     signer_count = sum(1 for signer in request.signers if signer.type == "Signer")
-    markers = [intake.marker_for(routing.DEFAULT_MARKER_TEMPLATE, n) for n in range(1, signer_count + 1)]
+    markers = [layout.marker_for(routing.DEFAULT_MARKER_TEMPLATE, n) for n in range(1, signer_count + 1)]
     markers += [location.marker for signer in request.signers for location in signer.locations if location.marker]
     documents = []
     for index, document in enumerate(spec.documents):
-        blob_name = intake.batch_document_path(folder, document.path or "")
+        blob_name = manifest.batch_document_path(folder, document.path or "")
         blob = container.get_blob_client(blob_name)
-        found = intake.describe_blob(blob)
+        found = inputs.describe_blob(blob)
         if found is None:
             raise Rejection("document_missing", f"documents[{index}]: {document.path!r} is not in "
                                                 f"{names.BULK_CONTAINER}/{folder}")
-        sha256, facts = intake.check_document(settings, blob, etag=found.etag, size=found.size, markers=markers)
-        documents.append(intake.stored(found.container, found.name, found.etag, found.size, sha256, facts,
+        sha256, facts = check_document(settings, blob, etag=found.etag, size=found.size, markers=markers)
+        documents.append(stored(found.container, found.name, found.etag, found.size, sha256, facts,
                                        request, index))
-    intake.check_explicit_markers(request, documents)
+    layout.check_explicit_markers(request, documents)
     return [document.model_dump(mode="json") for document in documents]
 
 
@@ -124,7 +125,7 @@ def recipients_start(store: Store, folder: str, spec: BulkJobSpec) -> tuple[str,
     """(blob name, etag, CSV columns, offset of the first row, first line, size) of the recipients file."""
     blob_name = f"{folder}/{spec.recipients}"
     blob = store.clients.container(names.BULK_CONTAINER).get_blob_client(blob_name)
-    found = intake.describe_blob(blob)
+    found = inputs.describe_blob(blob)
     if found is None:
         raise Rejection("recipients_missing", f"{spec.recipients} is not in {names.BULK_CONTAINER}/{folder}")
     try:
@@ -146,7 +147,7 @@ def recipients_start(store: Store, folder: str, spec: BulkJobSpec) -> tuple[str,
 
 
 def start_from_blob(store: Store, settings: Settings, job_blob: BlobClient) -> BulkJob | None:
-    described = intake.describe_blob(job_blob)
+    described = inputs.describe_blob(job_blob)
     if described is None:
         log_event(logger, "bulk.blob_gone", blob=job_blob.blob_name)
         return None

@@ -61,8 +61,9 @@ from shared.connective.models import (
 from shared.connective.models import PackageStatus as ConnectiveStatus
 from shared.logging import get_logger, log_event, package_scope
 from shared.pipeline import status_sync, tokens
+from shared.pipeline.documents import StoredDocument
 from shared.pipeline.errors_report import Rejection
-from shared.pipeline.intake import StoredDocument, record_rejection_of_row
+from shared.pipeline.recording import record_rejection_of_row
 from shared.pipeline.spec import STORED, PackageRequest
 from shared.retrying import visibility_delay_s
 from shared.storage import names

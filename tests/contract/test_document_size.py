@@ -13,7 +13,7 @@ from azure.storage.blob import BlobServiceClient
 from bench._inputs import DroppedInput, InputSpec
 from bench._progress import wait_until_settled
 from bench._world import BenchWorld
-from shared.pipeline.intake import package_ref_for_blob
+from shared.pipeline.inputs import package_ref_for_blob
 from shared.storage import names
 from shared.storage.clients import StorageClients
 from shared.storage.status import PackageStatus

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.pipeline.errors_report import Rejection
-from shared.pipeline.intake import record_rejection_of_row
+from shared.pipeline.recording import record_rejection_of_row
 from shared.storage.status import PackageStatus
 from tests.pipeline.callback_world import insert_row
 from tests.pipeline.intake_support import World, storage_world, unique

@@ -20,7 +20,7 @@ from reportlab.pdfgen import canvas
 
 from shared.config import Settings
 from shared.pipeline import pdfcheck
-from shared.pipeline.intake import check_document
+from shared.pipeline.documents import check_document
 from shared.pipeline.pdfcheck import PdfRejected, inspect_pdf
 
 NOISE_SIDE = 1200  # random pixels do not compress: each image adds about 1.4 MB

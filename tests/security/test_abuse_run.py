@@ -23,7 +23,7 @@ from azure.storage.blob import BlobServiceClient
 
 from devtools.world import LocalWorld
 from shared.config import Settings
-from shared.pipeline.intake import package_ref_for_blob
+from shared.pipeline.inputs import package_ref_for_blob
 from shared.pipeline.tokens import callback_url
 from shared.storage import names
 from shared.storage.clients import StorageClients

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from azure.data.tables import TableClient
 
+from shared.api import create
 from shared.config import Settings
 from shared.logging import JsonFormatter
 from shared.pipeline import creation, intake, spec
@@ -377,9 +378,9 @@ class HeldCheck:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.inside = threading.Event()
         self.release = threading.Event()
-        self._real = intake.check_document
+        self._real = create.check_document
         self._held = False
-        monkeypatch.setattr(intake, "check_document", self._check)
+        monkeypatch.setattr(create, "check_document", self._check)
 
     def _check(self, *args: Any, **kwargs: Any) -> Any:
         if not self._held:

@@ -22,7 +22,7 @@ from pypdf import PdfWriter
 
 from devtools.world import LocalWorld
 from shared.config import Settings
-from shared.pipeline.intake import package_ref_for_blob
+from shared.pipeline.inputs import package_ref_for_blob
 from shared.pipeline.tokens import callback_token
 from shared.storage import names
 from shared.storage.clients import StorageClients

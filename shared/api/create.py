@@ -234,7 +234,7 @@ def create_package(store: Store, settings: Settings, body: dict[str, Any],
         except RecordTooLarge as error:
             _unstage(store, ref)
             raise ApiProblem(400, f"{error}.", problem_type="urn:connective-functions:package_too_large") from None
-        except BaseException:
+        except Exception:
             _unstage(store, ref)  # a 400 problem, or an error: nothing of this request stays behind
             raise
         _release(store, ref)

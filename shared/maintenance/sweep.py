@@ -86,7 +86,7 @@ def sweep_if_due(context: WorkContext, policy: SweepPolicy, owner: str, claim_fo
         _pages(context, saved, report)
     except SweepTakenOver:
         raise
-    except BaseException:
+    except Exception:
         # Cut short (time or call budget, an error): release the claim, keep the window and token.
         saved.state.update(ClaimedBy="", ClaimedUntil=None)
         saved.save()

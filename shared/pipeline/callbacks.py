@@ -77,9 +77,6 @@ QUEUED_READ_SLACK = timedelta(seconds=0.5)
 # webhook writes come first; seconds under load). Past it, a Finished row without a request is taken
 # for a reader that died, and the next callback or refresh asks.
 ARCHIVE_REQUEST_GRACE = timedelta(seconds=15)
-# A callback's event row is written beside its row update rather than after it: the caller waits for
-# one round trip to Table Storage instead of two (each is tens of milliseconds on a busy instance).
-_event_writes = ThreadPoolExecutor(max_workers=4, thread_name_prefix="callback-event")
 
 
 class Outcome(StrEnum):
@@ -378,13 +375,19 @@ def read_now(store: Store, client: ConnectiveClient, settings: Settings, record:
 
 @contextlib.contextmanager
 def _event_beside(store: Store, ref: str, claim: CallbackClaim, outcome: Outcome) -> Iterator[None]:
-    """Write the callback's event while the block runs; done (or its error raised) when the block ends."""
-    # In the caller's context, so the log line keeps the invocation's and the package's attributes.
-    event = _event_writes.submit(contextvars.copy_context().run, _callback_event, store, ref, claim, outcome)
-    try:
-        yield
-    finally:
-        event.result()
+    """Write the callback's event while the block runs; done (or its error raised) when the block ends.
+
+    The event row is written beside the row update rather than after it: the caller waits for one round
+    trip to Table Storage instead of two (each is tens of milliseconds on a busy instance). The thread
+    that writes it lives as long as the block.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callback-event") as writer:
+        # In the caller's context, so the log line keeps the invocation's and the package's attributes.
+        event = writer.submit(contextvars.copy_context().run, _callback_event, store, ref, claim, outcome)
+        try:
+            yield
+        finally:
+            event.result()
 
 
 def _callback_event(store: Store, ref: str, claim: CallbackClaim, outcome: Outcome) -> None:

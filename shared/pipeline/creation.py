@@ -175,7 +175,7 @@ def create(ref: str, *, store: Store, settings: Settings, client: ConnectiveClie
             store.clients.send_json(names.PACKAGE_REQUESTS_QUEUE, {"packageRef": ref}, delay_s=delay)
             log_event(logger, "creation.deferred", retry_in_s=delay)
             return Outcome.DEFERRED
-        except BaseException:
+        except Exception:
             # AmbiguousCreateError, 5xx, transport: the next attempt may start at once and looks up first.
             _release(store, ref)
             raise

@@ -147,7 +147,7 @@ def _run_child(read_range: RangeReader, size: int, markers: list[str], timeout_s
         child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, pass_fds=(request_write, answer_read),
                                  cwd=Path(__file__).resolve().parents[2])
-    except BaseException:
+    except Exception:  # OSError: no child was started
         for descriptor in (request_read, request_write, answer_read, answer_write):
             os.close(descriptor)
         raise

@@ -14,9 +14,10 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.connective import NotFoundError
-from shared.pipeline.archive import BLOCK_BYTES, STAGING_IN_FLIGHT, ArchiveOutcome, BlobSink, handle_archive_request
+from shared.pipeline.archive import ArchiveOutcome, handle_archive_request
 from shared.pipeline.status_sync import apply_status
 from shared.storage import names
+from shared.storage.blob_sink import BLOCK_BYTES, STAGING_IN_FLIGHT, BlobSink
 from shared.storage.status import PackageStatus
 from shared.storage.store import Store
 from tests.pipeline.callback_world import (

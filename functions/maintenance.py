@@ -19,10 +19,8 @@ bp = func.Blueprint()
 def scheduled_upkeep(timer: func.TimerRequest, context: func.Context) -> None:
     from shared.maintenance.runner import run_maintenance
     from shared.pipeline import services
-    from shared.telemetry import invocation
 
-    with invocation(context):
-        settings = services.settings()
-        # A short wait for the connection's token: when intake and callbacks are using it, the timer yields.
-        client = services.connective(settings, rate_wait_s=settings.queue_rate_wait_s)
-        run_maintenance(services.store(settings), client, settings, past_due=timer.past_due)
+    # A short wait for the connection's token (the queue triggers' wait): when intake and callbacks are
+    # using it, the timer yields.
+    services.on_invocation(context, lambda use: run_maintenance(use.store, use.queue_connective(), use.settings,
+                                                                past_due=timer.past_due))

@@ -16,15 +16,9 @@ bp = func.Blueprint()
 @bp.queue_trigger(arg_name="message", queue_name=names.WEBHOOK_EVENTS_QUEUE,
                   connection=names.DOCUMENT_STORAGE_CONNECTION)
 def deliver_webhook_event(message: func.QueueMessage, context: func.Context) -> None:
-    from shared.config import Settings
-    from shared.messages import WebhookDeliveryMessage, read_message
-    from shared.storage.store import shared_store
-    from shared.telemetry import invocation
+    from shared.messages import WebhookDeliveryMessage
+    from shared.pipeline import services
     from shared.webhooks.delivery import deliver
 
-    with invocation(context):
-        payload = read_message(message.get_body(), WebhookDeliveryMessage, names.WEBHOOK_EVENTS_QUEUE, message.id)
-        if payload is None:
-            return
-        settings = Settings.current()
-        deliver(settings, shared_store(settings), payload)
+    services.on_message(message, context, WebhookDeliveryMessage, names.WEBHOOK_EVENTS_QUEUE,
+                        lambda use, payload: deliver(use.settings, use.store, payload))

@@ -12,19 +12,22 @@ import json
 import logging
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
+from shared.bulk.spec import is_valid_job_id
 from shared.logging import get_logger, log_event
 from shared.storage.packages import is_valid_package_ref
 
 _log = get_logger(__name__)
 
 
-class _Message(BaseModel):
+class QueueMessageModel(BaseModel):
+    """The base of every queue's model: fields it does not name are ignored by the check."""
+
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-class PackageMessage(_Message):
+class PackageMessage(QueueMessageModel):
     """`package-requests`, `status-refresh` and `archive-requests`: work on one package."""
 
     package_ref: str = Field(alias="packageRef")
@@ -37,7 +40,21 @@ class PackageMessage(_Message):
         return value
 
 
-class WebhookDeliveryMessage(_Message):
+class BulkFeedMessage(QueueMessageModel):
+    """`bulk-feed`: one step of a bulk send (shared.bulk.feeder); `generation` and the rest stay for the handler."""
+
+    job: str
+    step: StrictInt = Field(ge=0)
+
+    @field_validator("job")
+    @classmethod
+    def _a_job_id(cls, value: str) -> str:
+        if not is_valid_job_id(value):
+            raise ValueError("not a bulk job id")
+        return value
+
+
+class WebhookDeliveryMessage(QueueMessageModel):
     """`webhook-events`: one delivery of one event to one subscriber."""
 
     subscription_id: str = Field(alias="subscriptionId", min_length=1)
@@ -45,7 +62,8 @@ class WebhookDeliveryMessage(_Message):
     attempt: int = Field(default=1, ge=1)
 
 
-def read_message(body: bytes, model: type[_Message], queue: str, message_id: str | None) -> dict[str, Any] | None:
+def read_message(body: bytes, model: type[QueueMessageModel], queue: str,
+                 message_id: str | None) -> dict[str, Any] | None:
     """The message as a dict once it passes `model`; None (logged with the reason) when it does not."""
     reason = _why_unreadable(body, model)
     if reason is not None:
@@ -55,7 +73,7 @@ def read_message(body: bytes, model: type[_Message], queue: str, message_id: str
     return payload
 
 
-def _why_unreadable(body: bytes, model: type[_Message]) -> str | None:
+def _why_unreadable(body: bytes, model: type[QueueMessageModel]) -> str | None:
     try:
         payload = json.loads(body)
     except ValueError as error:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -11,8 +11,8 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from functions import archive, callbacks, webhooks
-from shared.messages import PackageMessage, WebhookDeliveryMessage, read_message
+from functions import archive, bulk, callbacks, intake, webhooks
+from shared.messages import BulkFeedMessage, PackageMessage, WebhookDeliveryMessage, read_message
 
 BAD_BODIES = [b"not json", b"\xff\xfe", b"[1, 2]", b'{"packageRef": 42}', b'{"packageRef": "../etc"}', b"{}"]
 
@@ -35,8 +35,17 @@ def test_fields_a_model_does_not_name_are_kept_for_the_handler() -> None:
     assert read_message(b'{"event": {}}', WebhookDeliveryMessage, "webhook-events", None) is None
 
 
+@pytest.mark.parametrize("body", [b'{"job": "j-1"}', b'{"job": "../x", "step": 1}', b'{"job": "j-1", "step": "1"}',
+                                  b'{"job": "j-1", "step": true}', b'{"job": 7, "step": 1}', b"[]"])
+def test_a_malformed_bulk_feed_message_is_dropped(body: bytes) -> None:
+    assert read_message(body, BulkFeedMessage, "bulk-feed", None) is None
+    step = {"job": "j-1", "step": 3, "generation": 2}
+    assert read_message(json.dumps(step).encode(), BulkFeedMessage, "bulk-feed", None) == step
+
+
 @pytest.mark.parametrize("trigger", [archive.archive_signed_package, callbacks.refresh_package_status,
-                                     webhooks.deliver_webhook_event])
+                                     webhooks.deliver_webhook_event, intake.create_package_from_request,
+                                     bulk.bulk_feed_step])
 def test_queue_triggers_return_normally_on_a_malformed_message(trigger: Any) -> None:
     context = SimpleNamespace(invocation_id="inv-bad", function_name="trigger", trace_context=None)
     function = getattr(trigger, "_function", None)

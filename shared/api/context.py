@@ -17,7 +17,7 @@ from shared.config import Settings
 from shared.connective.client import ConnectiveClient
 from shared.pipeline import services
 from shared.storage.packages import PackageRecord, is_valid_package_ref
-from shared.storage.store import Store, shared_store
+from shared.storage.store import Store
 
 # HTTP callers wait for an answer: a short wait for a rate token, then 429 with Retry-After.
 API_RATE_WAIT_S = 3.0
@@ -31,7 +31,7 @@ class ApiRequest:
 
     @cached_property
     def store(self) -> Store:
-        return self.store_override or shared_store(self.settings)
+        return self.store_override or services.store(self.settings)
 
     @cached_property
     def connective(self) -> ConnectiveClient:

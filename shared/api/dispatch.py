@@ -18,6 +18,7 @@ from shared.api.problems import ApiProblem, problem_response
 from shared.config import Settings
 from shared.connective import errors
 from shared.logging import get_logger, log_event
+from shared.pipeline import services
 from shared.retrying import visibility_delay_s
 from shared.storage.store import Store
 from shared.telemetry import invocation
@@ -48,7 +49,7 @@ def handle(route: str, req: func.HttpRequest, context: func.Context | None = Non
            settings: Settings | None = None, store: Store | None = None) -> func.HttpResponse:
     started = time.monotonic()
     with invocation(context):
-        response = _answer(route, req, settings or Settings.current(), store)
+        response = _answer(route, req, settings or services.settings(), store)
         log_event(_log, "api.request", method=req.method, route=route, status=response.status_code,
                   duration_ms=round((time.monotonic() - started) * 1000))
         return response

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import azure.functions as func
@@ -62,6 +62,9 @@ from shared.storage.status import FINAL_STATUSES, PackageStatus
 from shared.storage.store import Store
 from shared.telemetry import SpanKind, callback_auth_failures, package_step
 from shared.webhooks.publish import EventType, publish_event
+
+if TYPE_CHECKING:
+    from shared.pipeline.services import Services
 
 _log = get_logger(__name__)
 
@@ -122,6 +125,18 @@ def answer_connective_request(req: func.HttpRequest, settings: Settings,
     if refused is not None:
         return http_reply(refused)
     return http_reply(busy_when_contended(lambda: handle(ref, token)))
+
+
+def answer_callback(req: func.HttpRequest, use: Services) -> func.HttpResponse:
+    """The callback route: Connective says a package's status changed."""
+    return answer_connective_request(req, use.settings, lambda ref, token: handle_callback(
+        use.store, use.connective(), use.settings, ref, token, claim_from_request(req.params, req.get_body())))
+
+
+def answer_link_request(req: func.HttpRequest, use: Services) -> func.HttpResponse:
+    """The notification route: Connective asks for a fresh signing link for a signer."""
+    return answer_connective_request(req, use.settings, lambda ref, token: handle_link_request(
+        use.store, use.connective(), use.settings, ref, token, req.get_body(), req.params))
 
 
 def _declared_length(req: func.HttpRequest) -> int | None:

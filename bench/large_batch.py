@@ -6,7 +6,7 @@ The archive of a multi-document package downloads one ZIP holding every signed d
 87 MiB here), spools it to a temporary file and streams each member into its blob. This run checks
 that memory still follows one block at a time, not the ZIP: a fresh LocalWorld with one host worker
 takes a small batch from drop to archive (warm-up, the baseline RSS), then the large batch, while the
-worker's RSS is sampled every 50 ms (bench.large_doc's sampler).
+worker's RSS is sampled every 50 ms (bench._memory).
 
 - `large_batch.archive_peak_growth_mb`: the worker's peak RSS growth during the archive's invocations.
 - `large_batch.zip_ratio`: the worker's peak RSS growth over the whole run / the size of the package (what
@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
 from bench._inputs import DroppedInput, InputSpec, drop
+from bench._memory import WorkerMemory
 from bench._progress import wait_until_settled
 from bench._world import BenchWorld
 from bench.client_streaming import write_large_pdf
-from bench.large_doc import RssSampler, invocations
+from bench.large_doc import invocations
 from shared.pipeline.inputs import package_ref_for_blob
 from shared.pipeline.manifest import MANIFEST_NAME
 from shared.storage import names
@@ -70,19 +70,15 @@ def run() -> dict[str, object]:
         store = Store(StorageClients(bench.connection_string))
         warm = drop(blobs, InputSpec("warm-up", documents=2))
         wait_until_settled(store, [warm], timeout_s=120)
-        host = bench.world.host
-        assert host is not None
-        sampler = RssSampler(host.worker_pids())
-        time.sleep(1.0)
-        baseline, _ = sampler.sample()
-        first_line = len(host.lines)
-        sampler.start()
+        assert bench.world.host is not None
+        memory = WorkerMemory(bench.world.host)
+        sampler, baseline = memory.sampler, memory.baseline_own
         dropped, largest, total = _drop_batch(blobs, Path(folder_name))
         row = wait_until_settled(store, [dropped], timeout_s=900).get(dropped.ref)
-        sampler.stop()
+        memory.stop()
         if row is None or row.status is not PackageStatus.ARCHIVED:
             raise RuntimeError(f"the large batch did not reach Archived: {row and row.model_dump()}")
-        archive = [call for call in invocations(host.lines[first_line:], ("archive_signed_package",))]
+        archive = [call for call in invocations(memory.lines(), ("archive_signed_package",))]
         during_archive = [rss for at, rss in sampler.samples
                           if any(call.started <= at <= call.started + call.seconds for call in archive)]
         calls = bench.stats()["calls_by_external_reference"].get(dropped.ref)

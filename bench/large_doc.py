@@ -37,19 +37,18 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import psutil
 from azure.storage.blob import BlobServiceClient
 from pypdf import PdfReader, PdfWriter
 from reportlab.pdfgen import canvas
 
 from bench._inputs import DroppedInput, InputSpec, drop
 from bench._load import cpu_hog, load_average, summarise
+from bench._memory import WorkerMemory
 from bench._progress import wait_until_settled
 from bench._world import BenchWorld
 from bench.client_streaming import write_large_pdf
@@ -59,7 +58,6 @@ from shared.storage.clients import StorageClients
 from shared.storage.status import PackageStatus
 from shared.storage.store import Store
 
-SAMPLE_EVERY_S = 0.05
 PIPELINE_FUNCTIONS = ("intake_inbox_blob", "create_package_from_request", "archive_signed_package")
 SIGNER = "Large Doc <large.doc@example.com>"
 
@@ -77,38 +75,6 @@ def large_pdf_with_marker(path: Path) -> int:
     writer.write(path)
     plain.unlink()
     return path.stat().st_size
-
-
-class RssSampler(threading.Thread):
-    """Peak RSS of some processes, alone and with their children, sampled every 50 ms."""
-
-    def __init__(self, pids: list[int]) -> None:
-        super().__init__(daemon=True)
-        self.processes = [psutil.Process(pid) for pid in pids]
-        self.stopping = threading.Event()
-        self.peak_own = self.peak_with_children = 0
-        self.samples: list[tuple[float, int]] = []  # (time.time(), own RSS)
-
-    def sample(self) -> tuple[int, int]:
-        own = children = 0
-        for process in self.processes:
-            try:
-                own += process.memory_info().rss
-                children += sum(child.memory_info().rss for child in process.children(recursive=True))
-            except psutil.Error:
-                continue  # a child that ended between the listing and the read
-        return own, own + children
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            own, total = self.sample()
-            self.samples.append((time.time(), own))
-            self.peak_own, self.peak_with_children = max(self.peak_own, own), max(self.peak_with_children, total)
-            time.sleep(SAMPLE_EVERY_S)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(5)
 
 
 def bare_copy_seconds(blobs: BlobServiceClient, container: str, name: str, folder: Path) -> float:
@@ -152,22 +118,18 @@ def run(repeat: int = 1, cpu_hog_processes: int = 0) -> dict[str, object]:
 def one_document(bench: BenchWorld, blobs: BlobServiceClient, store: Store, document: Path, size: int, name: str,
                  folder: Path) -> dict[str, object]:
     """Take the document from the inbox to the archive, then copy it bare; this pass's figures."""
-    host = bench.world.host
-    assert host is not None
-    sampler = RssSampler(host.worker_pids())
-    time.sleep(1.0)
-    baseline_own, baseline_total = sampler.sample()
-    first_line = len(host.lines)
-    sampler.start()
+    assert bench.world.host is not None
+    memory = WorkerMemory(bench.world.host)
+    sampler, baseline_own, baseline_total = memory.sampler, memory.baseline_own, memory.baseline_total
     with document.open("rb") as source:
         etag = blobs.get_blob_client(names.INBOX_CONTAINER, name).upload_blob(
             source, metadata={"signers": SIGNER})["etag"]
     ref = package_ref_for_blob("inb", names.INBOX_CONTAINER, name, etag)
     row = wait_until_settled(store, [DroppedInput(InputSpec(name), ref, (name,))], timeout_s=900).get(ref)
-    sampler.stop()
+    memory.stop()
     if row is None or row.status is not PackageStatus.ARCHIVED:
         raise RuntimeError(f"the large document did not reach Archived: {row and row.model_dump()}")
-    lines = host.lines[first_line:]
+    lines = memory.lines()
     calls = invocations(lines, PIPELINE_FUNCTIONS)
     # The sandbox's signing is not the pipeline's time: a download that comes before the sandbox has
     # stamped the signed file waits for the stamp (a pypdf rewrite of the whole document, seconds of CPU under

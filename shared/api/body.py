@@ -15,22 +15,10 @@ import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
 from shared.api.problems import ApiProblem, FieldError
+from shared.strict_json import DuplicateKeyError, no_duplicate_keys
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 MB = 1024 * 1024
-
-
-class DuplicateKeyError(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise DuplicateKeyError(key)
-        result[key] = value
-    return result
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -74,9 +62,9 @@ def read_json_object(req: func.HttpRequest, max_bytes: int) -> dict[str, Any]:
     if not body.strip():
         raise ApiProblem(400, "The request body is empty; a JSON object is expected.")
     try:
-        parsed = json.loads(body, object_pairs_hook=_no_duplicates)
+        parsed = json.loads(body, object_pairs_hook=no_duplicate_keys)
     except DuplicateKeyError as error:
-        raise ApiProblem(400, f"The JSON body repeats the key {str(error)!r}; each key may appear once.") from None
+        raise ApiProblem(400, f"The JSON body repeats the key {error.key!r}; each key may appear once.") from None
     except RecursionError:
         raise ApiProblem(400, "The request body nests arrays or objects too deeply.") from None
     except (ValueError, UnicodeDecodeError) as error:

@@ -50,8 +50,6 @@ from shared.pipeline.spec import PackageRequest, is_control
 from shared.storage import names
 from shared.storage.packages import PackageRecord, RecordTooLarge
 from shared.storage.store import Store
-from shared.webhooks.delivery import url_policy
-from shared.webhooks.ssrf import UnsafeUrlError, check_url
 
 _log = get_logger(__name__)
 
@@ -84,13 +82,11 @@ def _parse(settings: Settings, body: dict[str, Any]) -> PackageRequest:
 
 
 def _check_subscribers(settings: Settings, request: PackageRequest) -> None:
-    policy = url_policy(settings)
-    for index, url in enumerate(request.subscribers):
-        try:
-            check_url(url, policy)
-        except UnsafeUrlError as error:
-            raise ApiProblem(400, f"subscribers[{index}] cannot receive webhooks: {error}.",
-                             errors=[FieldError(field=f"subscribers[{index}]", message=str(error))]) from None
+    unsafe = intake.unsafe_subscriber(settings, request)
+    if unsafe is not None:
+        index, error = unsafe
+        raise ApiProblem(400, f"subscribers[{index}] cannot receive webhooks: {error}.",
+                         errors=[FieldError(field=f"subscribers[{index}]", message=str(error))])
 
 
 def _staged_name(ref: str, index: int, name: str | None) -> str:

@@ -77,14 +77,24 @@ def default_language(settings: Settings, request: dict[str, Any]) -> None:
             document["language"] = fallback
 
 
-def check_subscribers(settings: Settings, request: PackageRequest) -> None:
-    """A subscriber the delivery guard would refuse (SSRF) is reported now rather than dead-lettered later."""
+def unsafe_subscriber(settings: Settings, request: PackageRequest) -> tuple[int, UnsafeUrlError] | None:
+    """The first subscriber the delivery guard would refuse (SSRF), with the guard's reason: every way in
+    reports it at once rather than dead-lettering its webhooks later."""
     policy = url_policy(settings)
     for index, url in enumerate(request.subscribers):
         try:
             check_url(url, policy)
         except UnsafeUrlError as error:
-            raise Rejection("subscriber_unsafe", f"subscribers[{index}] cannot receive webhooks: {error}") from None
+            return index, error
+    return None
+
+
+def check_subscribers(settings: Settings, request: PackageRequest) -> None:
+    """A Rejection for the first unsafe subscriber (see `unsafe_subscriber`)."""
+    unsafe = unsafe_subscriber(settings, request)
+    if unsafe is not None:
+        index, error = unsafe
+        raise Rejection("subscriber_unsafe", f"subscribers[{index}] cannot receive webhooks: {error}")
 
 
 

@@ -9,22 +9,10 @@ from typing import Any
 
 from shared.pipeline.errors_report import Rejection
 from shared.storage import names
+from shared.strict_json import DuplicateKeyError, no_duplicate_keys
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MANIFEST_NAME = names.BATCH_MANIFEST_NAME
-
-
-class _DuplicateKeys(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeys(f"the key {key!r} appears twice in one object")
-        result[key] = value
-    return result
 
 
 def _reject_constant(name: str) -> Any:
@@ -40,8 +28,8 @@ def parse_manifest(raw: bytes, name: str = MANIFEST_NAME) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise Rejection("manifest_not_utf8", f"{name} is not UTF-8 text (byte {error.start})") from None
     try:
-        parsed = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant)
-    except _DuplicateKeys as error:
+        parsed = json.loads(text, object_pairs_hook=no_duplicate_keys, parse_constant=_reject_constant)
+    except DuplicateKeyError as error:
         raise Rejection("manifest_duplicate_key", str(error)) from None
     except json.JSONDecodeError as error:
         raise Rejection("manifest_not_json", f"{name} is not JSON: {error.msg} at line {error.lineno}, "

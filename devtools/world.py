@@ -32,6 +32,7 @@ from devtools.host.config import load_local_settings
 from devtools.host.keys import FUNCTION_KEYS_SETTING, MASTER_KEY_SETTING
 from devtools.host.process import HostProcess
 from devtools.ports import free_port, wait_for_port
+from devtools.processes import stop_process
 
 DEFAULT_AZURITE_PORTS = (10000, 10001, 10002)
 DEFAULT_HOST_PORT = 7071
@@ -229,13 +230,7 @@ class LocalWorld:
         if self.host is not None:
             self.host.stop()
         if self.sandbox is not None:
-            if self.sandbox.poll() is None:
-                self.sandbox.terminate()
-                try:
-                    self.sandbox.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.sandbox.kill()
-                    self.sandbox.wait(5)
+            stop_process(self.sandbox, 10)
             self.sandbox = None
         if self.azurite is not None:
             self.azurite.close()

@@ -19,6 +19,9 @@ import requests
 
 from devtools.azurite import AZURITE_BIN, PROJECT_ROOT, Azurite
 from devtools.ports import free_port, wait_for_port
+from devtools.processes import stop_process as stop_gracefully
+from devtools.world import LocalWorld
+from tests.webhooks.receiver import Receiver, running_receiver
 
 SANDBOX_USER = "tester"
 SANDBOX_PASSWORD = "s3cret-sandbox-pw"
@@ -109,13 +112,7 @@ def start_sandbox(*extra_args: str, user: str = SANDBOX_USER, password: str = SA
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    stop_gracefully(process, 10)
 
 
 @pytest.fixture(scope="session")
@@ -132,3 +129,15 @@ def sandbox(sandbox_session: SandboxHandle) -> SandboxHandle:
     """The session's sandbox, reset to a clean state (no packages, default knobs, real clock)."""
     sandbox_session.reset()
     return sandbox_session
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    """A webhook subscriber on loopback that records what it receives."""
+    with running_receiver() as instance:
+        yield instance
+
+
+def keyed(world: LocalWorld) -> dict[str, str]:
+    """The headers that pass the local host's function-key check."""
+    return {"x-functions-key": world.function_key}

@@ -82,6 +82,14 @@ def test_no_trigger_module_imports_another() -> None:
     assert _breaches(_python_files("functions"), another_trigger) == []
 
 
+def test_triggers_compose_through_services() -> None:
+    # Settings, storage and clients come from shared.pipeline.services, the one composition point.
+    composed_elsewhere = ("shared.config", "shared.connection", "shared.storage.store", "shared.storage.clients",
+                          "shared.connective")
+    triggers = [ROOT / "function_app.py", *_python_files("functions")]
+    assert _breaches(triggers, lambda own, module: any(_within(module, name) for name in composed_elsewhere)) == []
+
+
 def test_the_rules_see_deferred_and_relative_imports() -> None:
     source = "def handler():\n    from ..storage import names\n    import functions.api\n"
     found = {module for _, module in _imports_in(source, "shared.pipeline.example", is_package=False)}

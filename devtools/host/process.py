@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from devtools.ports import free_port
+from devtools.processes import stop_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STATUS_PATH = "/admin/host/status"
@@ -105,13 +106,7 @@ class HostProcess:
     def stop(self, timeout_s: float = 30.0) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, timeout_s)
         if self._reader is not None:
             self._reader.join(5)
         self.process = None

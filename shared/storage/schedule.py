@@ -140,22 +140,13 @@ class DuePolicy:
     def due_times(self, record: PackageRecord) -> dict[WorkKind, datetime]:
         """The upkeep `record` has ahead, and when each falls due. Empty for final packages, but for a
         Finished one's archive."""
-        due: dict[WorkKind, datetime] = {}
-        recreate = self.recreate_due(record)
-        if recreate is not None:
-            due[WorkKind.RECREATE] = recreate
-        archive = self.archive_due(record)
-        if archive is not None:
-            due[WorkKind.ARCHIVE] = archive
-        if record.status not in _OPEN or not record.connective_package_id:
-            return due
-        reminder = self.reminder_due(record)
-        if reminder is not None:
-            due[WorkKind.REMINDER] = reminder
-        expiry = self.expiry_due(record)
-        if expiry is not None:
-            due[WorkKind.EXPIRY] = expiry
-        due[WorkKind.RECONCILE] = last_heard_of(record) + self.reconcile_after
+        candidates = [(WorkKind.RECREATE, self.recreate_due), (WorkKind.ARCHIVE, self.archive_due)]
+        is_open = record.status in _OPEN and bool(record.connective_package_id)
+        if is_open:
+            candidates += [(WorkKind.REMINDER, self.reminder_due), (WorkKind.EXPIRY, self.expiry_due)]
+        due = {kind: at for kind, when in candidates if (at := when(record)) is not None}
+        if is_open:
+            due[WorkKind.RECONCILE] = last_heard_of(record) + self.reconcile_after
         return due
 
     def reminder_due(self, record: PackageRecord) -> datetime | None:

@@ -108,7 +108,9 @@ def _check_peer(sock: socket.socket, policy: UrlPolicy) -> None:
 
 # urllib3 has no hook between "socket connected" and "request sent" other than the connection
 # class, so the peer check lives in these small subclasses.
-class _GuardedHTTPConnection(HTTPConnection):
+class _PeerChecked(HTTPConnection):
+    """The peer check, for plain and TLS connections alike (HTTPSConnection is an HTTPConnection)."""
+
     url_policy = UrlPolicy()
 
     def _new_conn(self) -> socket.socket:
@@ -117,13 +119,12 @@ class _GuardedHTTPConnection(HTTPConnection):
         return sock
 
 
-class _GuardedHTTPSConnection(HTTPSConnection):
-    url_policy = UrlPolicy()
+class _GuardedHTTPConnection(_PeerChecked):
+    pass
 
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _check_peer(sock, self.url_policy)
-        return sock
+
+class _GuardedHTTPSConnection(_PeerChecked, HTTPSConnection):
+    pass
 
 
 class GuardedAdapter(HTTPAdapter):

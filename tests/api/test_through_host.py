@@ -16,8 +16,9 @@ import requests
 from openapi_spec_validator import validate
 
 from devtools.world import LocalWorld
+from tests.conftest import keyed
 from tests.sandbox.pdfs import make_pdf
-from tests.webhooks.receiver import Receiver, running_receiver
+from tests.webhooks.receiver import Receiver
 from tests.webhooks.verify import verifies
 
 pytestmark = [pytest.mark.slow]
@@ -28,16 +29,6 @@ def world() -> Iterator[LocalWorld]:
     with LocalWorld(workers=1, settings_file=None, sandbox_args=["--auto-sign", "--auto-sign-delay", "1"],
                     extra_settings={"STATUS_REFRESH_DELAY_S": "2", "WEBHOOK_RETRY_BASE_S": "1"}) as running:
         yield running
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as instance:
-        yield instance
-
-
-def keyed(world: LocalWorld) -> dict[str, str]:
-    return {"x-functions-key": world.function_key}
 
 
 def test_keys_guard_every_route_but_health(world: LocalWorld) -> None:

@@ -21,8 +21,9 @@ from shared.storage import names
 from shared.storage.clients import StorageClients
 from shared.storage.store import Store
 from tests.bulk.bulk_support import csv_bytes, job_spec, new_job_id, people, report_rows, summary, upload_job
+from tests.conftest import keyed
 from tests.sandbox.pdfs import make_pdf
-from tests.webhooks.receiver import Receiver, running_receiver
+from tests.webhooks.receiver import Receiver
 
 pytestmark = [pytest.mark.slow]
 
@@ -39,16 +40,6 @@ def world() -> Iterator[LocalWorld]:
 @pytest.fixture(scope="module")
 def store(world: LocalWorld) -> Store:
     return Store(StorageClients(world.storage_connection_string))
-
-
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as instance:
-        yield instance
-
-
-def keyed(world: LocalWorld) -> dict[str, str]:
-    return {"x-functions-key": world.function_key}
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str) -> Any:

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from shared.config import Settings
 from shared.storage.clients import StorageClients
 from shared.storage.store import Store
-from tests.webhooks.receiver import Receiver, running_receiver
 
 SIGNING_SECRET = "whsec-test-0123456789"
 
@@ -28,7 +25,3 @@ def settings(storage_connection_string: str) -> Settings:
     })
 
 
-@pytest.fixture()
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as instance:
-        yield instance

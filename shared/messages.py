@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
-from shared.bulk.spec import is_valid_job_id
 from shared.logging import get_logger, log_event
+from shared.storage import names
 from shared.storage.packages import is_valid_package_ref
 
 _log = get_logger(__name__)
@@ -43,15 +43,8 @@ class PackageMessage(QueueMessageModel):
 class BulkFeedMessage(QueueMessageModel):
     """`bulk-feed`: one step of a bulk send (shared.bulk.feeder); `generation` and the rest stay for the handler."""
 
-    job: str
+    job: str = Field(pattern=names.BULK_JOB_ID_PATTERN)
     step: StrictInt = Field(ge=0)
-
-    @field_validator("job")
-    @classmethod
-    def _a_job_id(cls, value: str) -> str:
-        if not is_valid_job_id(value):
-            raise ValueError("not a bulk job id")
-        return value
 
 
 class WebhookDeliveryMessage(QueueMessageModel):

@@ -37,7 +37,7 @@ from shared.storage import names
 JOB_SCHEMA_VERSION = "1"
 JOB_FILE = names.BULK_JOB_NAME
 RECIPIENT_FILES = ("recipients.csv", "recipients.json")
-JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+JOB_ID_PATTERN = re.compile(names.BULK_JOB_ID_PATTERN)
 PACKAGE_REF_PREFIX = "blk"
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]{1,100})\}")
 # Column names as users write them, reduced to letters and digits, for the fields the app knows.

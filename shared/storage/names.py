@@ -8,6 +8,8 @@ INBOX_CONTAINER = "signing-inbox"
 BATCHES_CONTAINER = "signing-batches"
 BATCH_MANIFEST_NAME = "manifest.json"  # signing-batches/{batch}/manifest.json starts a batch
 BULK_JOB_NAME = "job.json"  # the file whose upload starts a bulk send
+# A bulk send's id: its folder in signing-bulk/ and its partition in BulkSends.
+BULK_JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 SIGNED_CONTAINER = "signed-documents"
 ERRORS_CONTAINER = "signing-errors"
 CONFIG_CONTAINER = "signing-config"

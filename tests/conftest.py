@@ -84,7 +84,8 @@ class SandboxHandle:
         self.admin("POST", "reset")
 
 
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.02) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s: float = 0.02,
+               what: str | None = None) -> Any:
     """Poll `predicate` until it returns something truthy, and return that; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -92,7 +93,7 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float = 60.0, interval_s
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"timed out waiting for {what}" if what else "condition not met in time")
         time.sleep(interval_s)
 
 

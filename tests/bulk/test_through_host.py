@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +20,7 @@ from shared.storage import names
 from shared.storage.clients import StorageClients
 from shared.storage.store import Store
 from tests.bulk.bulk_support import csv_bytes, job_spec, new_job_id, people, report_rows, summary, upload_job
-from tests.conftest import keyed
+from tests.conftest import keyed, wait_until
 from tests.sandbox.pdfs import make_pdf
 from tests.webhooks.receiver import Receiver
 
@@ -43,13 +42,7 @@ def store(world: LocalWorld) -> Store:
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(predicate, timeout_s, 0.5, what)
 
 
 def final_summary(store: Store, job: str, timeout_s: float = 240) -> dict[str, Any]:

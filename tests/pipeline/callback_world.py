@@ -10,8 +10,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -27,6 +28,7 @@ from shared.storage.status import PackageStatus
 from shared.storage.store import Store
 from tests.conftest import SandboxHandle
 from tests.conftest import wait_until as shared_wait_until
+from tests.loopback import serving
 
 SECRET = "callback-secret-for-tests"
 SIGNATURE_BOX = {"PageNumber": 1, "Left": "72", "Top": "600", "Width": "180", "Height": "60"}
@@ -127,6 +129,14 @@ def multi_document_package(client: ConnectiveClient, ref: str, names: list[str],
     return created.package_id
 
 
+def pending_row(store: Store, client: ConnectiveClient, recorder: Recorder, signers: list[str]) -> tuple[str, str]:
+    """A package pending at the sandbox, its callbacks going to `recorder`, and its Pending row: (ref, package id)."""
+    ref = new_ref()
+    package_id = instant_package(client, ref, signers, recorder.callback_url(ref))
+    insert_row(store, ref, package_id)
+    return ref, package_id
+
+
 def insert_row(store: Store, ref: str, package_id: str | None, status: PackageStatus = PackageStatus.PENDING,
                **fields: Any) -> PackageRecord:
     record, _ = store.packages.insert(PackageRecord(ref=ref, status=status, source="api",
@@ -210,16 +220,9 @@ def start_recorder() -> tuple[Recorder, Callable[[], None]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    recorder = Recorder(f"http://127.0.0.1:{server.server_address[1]}", captured)
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-
-    return recorder, stop
+    running = ExitStack()
+    server = running.enter_context(serving(Handler))
+    return Recorder(f"http://127.0.0.1:{server.server_address[1]}", captured), running.close
 
 
 def recorder_fixture() -> Iterator[Recorder]:

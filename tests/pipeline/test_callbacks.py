@@ -33,6 +33,7 @@ from tests.pipeline.callback_world import (
     insert_row,
     instant_package,
     new_ref,
+    pending_row,
     queued,
     recorder_fixture,
     settings_for,
@@ -112,9 +113,7 @@ def test_an_auto_signed_package_costs_one_status_read_however_its_callbacks_arri
 def test_non_final_callbacks_share_one_deferred_read(store, sandbox, recorder, storage_connection_string) -> None:
     settings = settings_for(sandbox, storage_connection_string)
     client = client_for(sandbox)
-    ref = new_ref()
-    package_id = instant_package(client, ref, ["ann@example.com", "bob@example.com"], recorder.callback_url(ref))
-    insert_row(store, ref, package_id)
+    ref, package_id = pending_row(store, client, recorder, ["ann@example.com", "bob@example.com"])
     act(sandbox, package_id, actors(sandbox, package_id)[0]["id"], "sign")
     captured = wait_until(lambda: [c for c in recorder.for_ref(ref) if c.query["packageStatus"] == "Pending"])
     before = calls_by_operation(sandbox).get("GetPackageStatus", 0)
@@ -138,9 +137,7 @@ def test_non_final_callbacks_share_one_deferred_read(store, sandbox, recorder, s
 def test_without_a_rate_token_the_callback_is_recorded_and_the_read_queued(
         store, sandbox, recorder, storage_connection_string) -> None:
     settings = settings_for(sandbox, storage_connection_string)
-    ref = new_ref()
-    package_id = instant_package(client_for(sandbox), ref, ["ann@example.com"], recorder.callback_url(ref))
-    insert_row(store, ref, package_id)
+    ref, package_id = pending_row(store, client_for(sandbox), recorder, ["ann@example.com"])
     act(sandbox, package_id, actors(sandbox, package_id)[0]["id"], "sign")
     final = wait_until(lambda: [c for c in recorder.for_ref(ref) if c.query["packageStatus"] == "Finished"])[0]
     starved = client_for(sandbox, exhausted_limiter(window_s=1.0))
@@ -174,9 +171,7 @@ def test_the_refresh_worker_puts_itself_back_when_no_token_is_at_hand(
 def test_a_rejection_is_recorded_with_its_reason(store, sandbox, recorder, storage_connection_string) -> None:
     settings = settings_for(sandbox, storage_connection_string)
     client = client_for(sandbox)
-    ref = new_ref()
-    package_id = instant_package(client, ref, ["ann@example.com"], recorder.callback_url(ref))
-    insert_row(store, ref, package_id)
+    ref, package_id = pending_row(store, client, recorder, ["ann@example.com"])
     act(sandbox, package_id, actors(sandbox, package_id)[0]["id"], "reject", reason="Wrong IBAN")
     final = wait_until(lambda: [c for c in recorder.for_ref(ref) if c.query["packageStatus"] == "Rejected"])[0]
 
@@ -190,9 +185,7 @@ def test_a_rejection_is_recorded_with_its_reason(store, sandbox, recorder, stora
 def test_a_link_request_fetches_a_fresh_action_url(store, sandbox, recorder, storage_connection_string) -> None:
     settings = settings_for(sandbox, storage_connection_string)
     client = client_for(sandbox)
-    ref = new_ref()
-    package_id = instant_package(client, ref, ["ann@example.com"], recorder.callback_url(ref))
-    insert_row(store, ref, package_id)
+    ref, package_id = pending_row(store, client, recorder, ["ann@example.com"])
     actor_id = actors(sandbox, package_id)[0]["id"]
     act(sandbox, package_id, actor_id, "request-link")
     request = wait_until(lambda: recorder.for_ref(ref, kind="notify"))[0]
@@ -234,9 +227,7 @@ def test_a_final_callback_without_a_token_joins_the_read_already_queued(
         store, sandbox, recorder, storage_connection_string) -> None:
     settings = settings_for(sandbox, storage_connection_string, STATUS_REFRESH_DELAY_S="1")
     client = client_for(sandbox)
-    ref = new_ref()
-    package_id = instant_package(client, ref, ["ann@example.com"], recorder.callback_url(ref))
-    insert_row(store, ref, package_id)
+    ref, package_id = pending_row(store, client, recorder, ["ann@example.com"])
     act(sandbox, package_id, actors(sandbox, package_id)[0]["id"], "sign")
     captured = wait_until(lambda: [c for c in recorder.for_ref(ref) if c.query["packageStatus"] == "Finished"]
                           and recorder.for_ref(ref))

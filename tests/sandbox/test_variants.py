@@ -4,16 +4,16 @@ behaves as named, and the flows under each run in tests/contract/test_variants_e
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 
+from tests.loopback import serving
 from tests.sandbox.conftest import Api, actor_ids, wait_until
 
 
@@ -51,14 +51,9 @@ def recorder() -> Iterator[Recorder]:
 
         do_GET = do_POST = _record
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_port}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(Handler) as server:
+        state.url = f"http://127.0.0.1:{server.server_port}"
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _first_callback(api: Api, recorder: Recorder, **knobs: Any) -> tuple[Call, str]:

@@ -308,14 +308,20 @@ def callback_env(monkeypatch: pytest.MonkeyPatch, storage_connection_string: str
     return env
 
 
-@pytest.mark.parametrize("function", ["connective_callback", "connective_link_request"])
-def test_a_wrong_token_is_refused_before_the_body_is_looked_at(callback_env: Any, storage_connection_string: str,
-                                                               monkeypatch: pytest.MonkeyPatch, function: str) -> None:
+def watch_body_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each callback body parsed from now on."""
     import shared.pipeline.callbacks as service
 
     looked_at: list[int] = []
     real = service.parse_body
     monkeypatch.setattr(service, "parse_body", lambda body: looked_at.append(len(body or b"")) or real(body))
+    return looked_at
+
+
+@pytest.mark.parametrize("function", ["connective_callback", "connective_link_request"])
+def test_a_wrong_token_is_refused_before_the_body_is_looked_at(callback_env: Any, storage_connection_string: str,
+                                                               monkeypatch: pytest.MonkeyPatch, function: str) -> None:
+    looked_at = watch_body_reads(monkeypatch)
     ref = new_ref()
     insert_row(store_for(storage_connection_string), ref, "pkg")
     answer = _callback(ref, "0" * 64, b'{"PackageStatus": "Finished", "pad": "' + b"x" * (8 * 1024 * 1024) + b'"}',
@@ -326,11 +332,7 @@ def test_a_wrong_token_is_refused_before_the_body_is_looked_at(callback_env: Any
 @pytest.mark.parametrize("function", ["connective_callback", "connective_link_request"])
 def test_a_callback_body_over_64_kb_is_413_unread(callback_env: Any, storage_connection_string: str,
                                                  monkeypatch: pytest.MonkeyPatch, function: str) -> None:
-    import shared.pipeline.callbacks as service
-
-    looked_at: list[int] = []
-    real = service.parse_body
-    monkeypatch.setattr(service, "parse_body", lambda body: looked_at.append(len(body or b"")) or real(body))
+    looked_at = watch_body_reads(monkeypatch)
     store = store_for(storage_connection_string)
     ref = new_ref()
     insert_row(store, ref, "pkg")

@@ -25,6 +25,7 @@ from shared.storage.clients import StorageClients
 from shared.storage.status import PackageStatus
 from shared.storage.store import Store
 from shared.telemetry.jsonl import read_entries
+from tests.conftest import wait_until
 from tests.pipeline.intake_support import pdf_with_markers
 
 pytestmark = [pytest.mark.slow]
@@ -51,13 +52,7 @@ def world(telemetry_dir: Path) -> Iterator[LocalWorld]:
 
 
 def _wait_for(what: str, probe: Any, timeout_s: float = 90) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(probe, timeout_s, 0.3, what)
 
 
 def _strings(value: Any) -> Iterator[str]:

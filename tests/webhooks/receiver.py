@@ -4,15 +4,15 @@ and a reader of one subscriber's messages on the webhook-events queue."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from shared.storage import names
 from shared.storage.store import Store
+from tests.loopback import serving
 
 
 @dataclass
@@ -51,15 +51,9 @@ def running_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as server:
+        receiver.port = server.server_address[1]
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def take_messages(store: Store, subscription_id: str) -> list[dict[str, Any]]:

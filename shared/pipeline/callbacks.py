@@ -379,7 +379,7 @@ def read_now(store: Store, client: ConnectiveClient, settings: Settings, record:
         _release_read_lease(store, record.ref, lease)
         _note_error(store, record.ref, f"status read: package not found at Connective ({error.error_code})")
         return Reply(Outcome.DROPPED, detail="package not found at Connective")
-    except BaseException:
+    except Exception:
         _release_read_lease(store, record.ref, lease)
         raise
     result = apply_status(store, record.ref, status, source=source, now=sent_at, read_lease=lease)

@@ -435,7 +435,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nbudget use {results['saturation.budget_use_pct']} % (goal >= 95), "
               f"429s {results['saturation.throttled_429']} (goal 0), fairness {results['saturation.fairness']}; "
               f"without the shared limiter {results['saturation_local_only.throttled_429']} 429s and "
-              f"{results['saturation_local_only.archived']} of {args.packages} archived in the same time")
+              f"{results['saturation_local_only.archived']} of {max(1, int(args.packages * LOCAL_ONLY_BACKLOG_SHARE))} "
+              f"archived in at most {LOCAL_ONLY_LIMIT_S:g} s")
     if args.cpu_hog:
         print(f"with {args.cpu_hog} busy processes: budget use {results['saturation_loaded.budget_use_pct']} % "
               f"(goal >= 93), 429s {results['saturation_loaded.throttled_429']} (goal 0)")

@@ -3,7 +3,8 @@
 `Settings` is the single list of setting names: each field is aliased to the exact environment
 name and carries its description. `infra/` must set each one that has no default (a test checks
 it), and docs/CONFIGURATION.md is generated from the fields (`python -m devtools.config_doc`). Code
-reads settings only through `Settings`, never through `os.environ` directly, so the model stays complete.
+reads settings only through `Settings`, never through `os.environ` directly, so the model stays complete
+(the one exception, a decorator argument read while the app is indexed, is `shared.environment`'s).
 
 Building the model validates every field at once: a bad value anywhere fails the first use of the
 settings in a process with one `InvalidSettings` naming every bad setting and why, not later in the

@@ -7,7 +7,7 @@ import re
 
 import shared.telemetry as telemetry
 from devtools import infra_model
-from shared.connective import transport
+from shared.connective import recording
 
 OPERATIONS = infra_model.INFRA / "modules" / "operations.bicep"
 WORKBOOK = infra_model.INFRA / "modules" / "operations-workbook.json"
@@ -15,7 +15,7 @@ DOC = (infra_model.ROOT / "docs" / "OPERATIONS.md").read_text()
 
 
 def _instrument_names() -> set[str]:
-    candidates = [*vars(telemetry).values(), *vars(transport).values(), *telemetry._client_events.values()]
+    candidates = [*vars(telemetry).values(), *vars(recording).values(), *telemetry._client_events.values()]
     return {value._name for value in candidates
             if hasattr(value, "_name") and (hasattr(value, "add") or hasattr(value, "record"))}
 

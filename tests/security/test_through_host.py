@@ -30,6 +30,7 @@ from shared.storage.packages import PackageRecord
 from shared.storage.status import PackageStatus
 from shared.storage.store import Store
 from tests.api.conftest import http_functions
+from tests.conftest import wait_until
 from tests.sandbox.pdfs import make_pdf
 
 pytestmark = [pytest.mark.slow]
@@ -243,7 +244,10 @@ def test_logs_of_an_end_to_end_run_hold_no_secret_and_no_document_bytes(captured
 
     for ref in (inbox_ref, api_ref):
         wait_for_row(store, ref, {PackageStatus.ARCHIVED}, timeout_s=90)
-    time.sleep(1.0)  # let the last lines of both processes arrive
+    # The row turns Archived a moment before the archive logs that it is done: wait for those lines,
+    # the last each package's run writes, so the scan covers both runs whole.
+    wait_until(lambda: all(any("archive.done" in line and ref in line for line in captured.log_lines())
+                           for ref in (inbox_ref, api_ref)), timeout_s=60, interval_s=0.2)
 
     lines = [line for line in captured.log_lines() if not BANNER_KEY_LINE.match(line)]
     assert any(inbox_ref in line for line in lines) and any(api_ref in line for line in lines)

@@ -132,7 +132,7 @@ class CallbackReceiver:
     codes: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def wait_for(self, count: int, timeout_s: float = 5.0) -> list[Received]:
+    def wait_for(self, count: int, timeout_s: float = 60.0) -> list[Received]:
         wait_until(lambda: len(self.received) >= count, timeout_s)
         return list(self.received)
 

@@ -33,6 +33,12 @@ Every lease records how uncertain its start is, and two leases are compared with
 uncertainties added to the horizon, plus the configured floor `clock_skew_s`. A misset instance
 clock therefore costs nothing; only the (small) measurement uncertainty costs budget.
 
+Clock steps. The limiter's clock is `time.monotonic`, which NTP never steps (it only slews it).
+A clock that did step would be caught by the first table response stamped wholly after the step
+(its interval contradicts the narrowed estimate, which restarts); a response in flight across the
+step is consistent with both offsets and leaves the old estimate standing for one lease, so a
+stepping clock is only safe where steps fall between requests, as the limiter tests model them.
+
 Table unreachable: fail closed. Every caller can already handle `RateLimitDeferred` (queue
 work comes back later, callbacks are refreshed later), so `RateLimiterUnavailable` (a
 `RateLimitDeferred`) is raised instead of sending. A local fallback at 1/N of the budget was

@@ -7,7 +7,8 @@ others took to import. It then prints a JSON list of [before, after] pairs: each
 (its permit's `leave()` said yes) at some moment between the two. A descheduled process widens
 a pair instead of misplacing the call. Options: connection_string, connection_key, calls,
 window_s, lease_validity_s, duration_s, clock_offset_s (added to this process's clock),
-clock_jump_s and clock_jump_after_s (a forward step of that clock mid-run).
+clock_jump_s and clock_jump_after_s (a forward step of that clock mid-run, taken between two
+acquisitions).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from shared.storage.ratelimit import TableRateLimiter
 
 
 def main(options: dict[str, float | str]) -> list[list[float]]:
-    jump = {"at": float("inf")}
+    jump = {"at": float("inf"), "applied": 0.0}
     offset_s, jump_s = float(options.get("clock_offset_s", 0.0)), float(options.get("clock_jump_s", 0.0))
 
     def clock() -> float:
-        return time.monotonic() + offset_s + (jump_s if time.time() >= jump["at"] else 0.0)
+        return time.monotonic() + offset_s + jump["applied"]
 
     limiter = TableRateLimiter(
         str(options["connection_string"]), str(options["connection_key"]),
@@ -40,6 +41,10 @@ def main(options: dict[str, float | str]) -> list[list[float]]:
     end_at = start_at + float(options["duration_s"])
     sent: list[list[float]] = []
     while True:
+        if time.time() >= jump["at"]:
+            # The step lands between two acquisitions, never while a table request is in flight
+            # (see "Clock steps" in shared/storage/ratelimit.py).
+            jump["applied"] = jump_s
         remaining = end_at - time.time()
         if remaining <= 0:
             break

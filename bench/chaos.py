@@ -76,6 +76,9 @@ class ChaosPlan:
             # A killed worker's creation resumes once its lease lapses: the shortest lease these call
             # settings allow (2 s rate wait + 30 s retries + 5 s connect + 3 s read, + 15).
             "CREATION_LEASE_S": "60",
+            # A maintenance run killed with its worker leaves its claimed index rows claimed for its time
+            # budget + 1 min (shared.maintenance.runner): a 20 s budget lets them come back within 80 s.
+            "MAINTENANCE_TIME_BUDGET_S": "20",
             # Reconciliation recovers packages whose callbacks were dropped: run it every 5 s for rows
             # without news for 6 s (the setting is in hours).
             "MAINTENANCE_SCHEDULE": "*/5 * * * * *",
@@ -184,6 +187,10 @@ def print_run(result: dict[str, Any]) -> None:
         print(f"  problem: {json.dumps(problem, default=str)}")
     if len(result["problems"]) > 20:
         print(f"  ... {len(result['problems']) - 20} more problems in {RESULTS}")
+    if result["problem_logs"]:
+        print("  host log lines of those packages (the last 80):")
+        for line in result["problem_logs"][-80:]:
+            print(f"    {line}")
 
 
 def write_results(runs: list[dict[str, Any]]) -> None:

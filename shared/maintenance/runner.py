@@ -10,6 +10,7 @@ tick resumes. A missed tick (`past_due`) needs no catch-up loop: the index holds
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -39,6 +40,9 @@ _log = get_logger(__name__)
 RETRY_AFTER_ERROR = timedelta(minutes=15)
 # A claim outlives the run that took it, so a crashed run's rows come back by themselves.
 CLAIM_MARGIN = timedelta(minutes=1)
+# A row whose work raised something unexpected (a storage hiccup, a bug) is released to be taken again
+# after this long, rather than held for the rest of its claim.
+RETRY_AFTER_FAILURE = timedelta(minutes=1)
 # Index rows read per batch, and handled side by side: the work is mostly storage round trips, while
 # Connective calls are paced by the rate share whatever the parallelism.
 BATCH_SIZE = 100
@@ -203,6 +207,11 @@ class MaintenanceRun:
             self._count("error")
             log_event(_log, "maintenance.work_failed", logging.WARNING, kind=entry.kind.value, error=str(error))
             return
+        except Exception as error:
+            # Best effort: with storage down the release fails too, and the claim lapses by itself.
+            with contextlib.suppress(Exception):
+                schedule.put_back(claimed, now + RETRY_AFTER_FAILURE, LastError=type(error).__name__)
+            raise
         self._reindex(entry)
         schedule.complete(claimed)
         self._count(f"{entry.kind.value}:{outcome.value}" if outcome is not Outcome.NOT_DUE else "not-due")

@@ -10,10 +10,12 @@ import pytest
 
 from devtools.azurite import Azurite
 from shared.connective import LocalRateLimiter
+from shared.maintenance import work
 from shared.maintenance.budget import RunBudget
 from shared.maintenance.work import WorkContext, remind
 from shared.pipeline.status_sync import apply_status
 from shared.storage import names
+from shared.storage.schedule import WorkKind
 from shared.storage.status import PackageStatus
 from tests.conftest import SandboxHandle
 from tests.maintenance.world import World, final_row
@@ -185,3 +187,27 @@ def test_a_stale_read_of_the_row_never_sends_a_second_reminder(world: World) -> 
     outcomes = [remind(context, seen), remind(context, seen)]
     assert [o.value for o in outcomes] == ["reminded", "not-due"]
     assert world.reminders(seen.connective_package_id) == 1
+
+
+def test_work_that_fails_unexpectedly_is_released_for_a_minute_not_held_for_the_claim(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    row = world.pending_package(ref := new_ref())
+    for actor in actors(world.sandbox, row.connective_package_id):
+        act(world.sandbox, row.connective_package_id, actor["id"], "sign")
+    world.clock.advance(hours=6, minutes=5)
+
+    def storage_hiccup(*_: object, **__: object) -> None:
+        raise ConnectionError("the table went away")
+
+    monkeypatch.setitem(work.HANDLERS, WorkKind.RECONCILE, storage_hiccup)
+    report = world.run()
+    assert report.outcomes["error"] == 1
+    [entry] = world.index_rows(ref, kind="reconcile")
+    assert not entry.get("ClaimedBy") and entry["LastError"] == "ConnectionError"
+    monkeypatch.undo()
+
+    world.run()  # the claim would hold it for the run's time budget + 1 min; the release, 1 min
+    assert world.row(ref).status == PackageStatus.PENDING
+    world.clock.advance(minutes=2)
+    assert world.run().outcomes["reconcile:reconciled"] == 1
+    assert world.row(ref).status == PackageStatus.FINISHED

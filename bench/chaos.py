@@ -79,6 +79,9 @@ class ChaosPlan:
             # A maintenance run killed with its worker leaves its claimed index rows claimed for its time
             # budget + 1 min (shared.maintenance.runner): a 20 s budget lets them come back within 80 s.
             "MAINTENANCE_TIME_BUDGET_S": "20",
+            # A creation whose message went to poison after faults on every try is sent again by the
+            # timer once its row has sat unchanged this long (30 min in production).
+            "STUCK_CREATION_AFTER_MIN": "1",
             # Reconciliation recovers packages whose callbacks were dropped: run it every 5 s for rows
             # without news for 6 s (the setting is in hours).
             "MAINTENANCE_SCHEDULE": "*/5 * * * * *",

@@ -4,8 +4,9 @@ Whatever happens, every input must reach its designed final state (Archived, or 
 sandbox's signer) within the time limit: exactly one Connective package per input and none that
 nobody asked for, no archive file beyond the row's list, every archive complete, no input blob
 lost, every row present. A creation whose worker was killed resumes once its short lease lapses
-(CREATION_LEASE_S); a package whose callbacks were all dropped is found by the maintenance timer's
-reconciliation (docs/HARDENING.md).
+(CREATION_LEASE_S); a creation whose message went to poison after faults on each try is sent again
+by the maintenance timer (STUCK_CREATION_AFTER_MIN); a package whose callbacks were all dropped is
+found by the timer's reconciliation (docs/HARDENING.md).
 """
 
 from __future__ import annotations

@@ -15,26 +15,11 @@ from shared.connective.ratelimit import (
     connection_key,
 )
 from shared.storage.ratelimit import TableRateLimiter
+from tests.client.fakes import FakeClock
 from tests.limiter.windows import most_surely_in_any_window
 
 CALLS = 20
 WINDOW_S = 1.0
-
-
-class VirtualTime:
-    """A clock and a sleep for one thread: sleeping moves the clock, so waits cost no real time and
-    a loaded machine cannot stretch them."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_concurrent_threads_never_exceed_the_budget_in_any_window() -> None:
@@ -68,8 +53,8 @@ def test_concurrent_threads_never_exceed_the_budget_in_any_window() -> None:
 
 
 def test_defers_at_once_when_the_wait_would_be_too_long() -> None:
-    time_ = VirtualTime()
-    limiter = LocalRateLimiter(3, 2.0, send_allowance_s=0.0, clock=time_.clock, sleep=time_.sleep)
+    time_ = FakeClock()  # sleeping moves the clock: a loaded machine cannot stretch the waits
+    limiter = LocalRateLimiter(3, 2.0, send_allowance_s=0.0, clock=time_.monotonic, sleep=time_.sleep)
     for _ in range(3):
         limiter.acquire(max_wait_s=0)
     with pytest.raises(RateLimitDeferred) as deferred:
@@ -79,8 +64,8 @@ def test_defers_at_once_when_the_wait_would_be_too_long() -> None:
 
 
 def test_waits_for_a_token_within_the_allowed_wait() -> None:
-    time_ = VirtualTime()
-    limiter = LocalRateLimiter(2, 0.3, send_allowance_s=0.0, clock=time_.clock, sleep=time_.sleep)
+    time_ = FakeClock()  # sleeping moves the clock: a loaded machine cannot stretch the waits
+    limiter = LocalRateLimiter(2, 0.3, send_allowance_s=0.0, clock=time_.monotonic, sleep=time_.sleep)
     limiter.acquire(max_wait_s=0)
     time_.now += 0.1
     limiter.acquire(max_wait_s=0)
@@ -89,8 +74,8 @@ def test_waits_for_a_token_within_the_allowed_wait() -> None:
 
 
 def test_a_deferred_call_reserves_nothing() -> None:
-    time_ = VirtualTime()
-    limiter = LocalRateLimiter(1, 0.3, send_allowance_s=0.0, clock=time_.clock, sleep=time_.sleep)
+    time_ = FakeClock()  # sleeping moves the clock: a loaded machine cannot stretch the waits
+    limiter = LocalRateLimiter(1, 0.3, send_allowance_s=0.0, clock=time_.monotonic, sleep=time_.sleep)
     limiter.acquire(max_wait_s=0)
     for _ in range(5):
         with pytest.raises(RateLimitDeferred):

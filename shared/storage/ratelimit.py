@@ -20,12 +20,15 @@ Leases held late. A lease is decided when the log is read, but its tokens can be
 once the write has come back; on a busy instance or a slow table that round trip can take as long as
 V itself (measured: a median of 0.17 s at a load average of 14, against the 0.17 s validity of a run
 compressed 6 times), and a lease that ran from the read would expire before its tokens could be used,
-still counted against the fleet. So each lease is given a lead D, the longest of this instance's last
-few lease round trips (at most V): its tokens may be handed out until read + D + V, so its calls
-leave within [s, s + D + V + A]. The log records it centred, with start s + D/2 and D/2 added to its
-uncertainty; uncertainties widen every comparison on both sides, so any two leases whose calls may
-share a window are still compared, and the rule holds. The price is D/2 of horizon per lease
-compared, a few milliseconds on an idle instance.
+still counted against the fleet. So each lease is given a lead D: its tokens may be handed out until
+read + D + V, so its calls leave within [s, s + D + V + A]. The log records it centred, with start
+s + D/2 and D/2 added to its uncertainty; uncertainties widen every comparison on both sides, so any
+two leases whose calls may share a window are still compared, and the rule holds whatever D is. D
+only trades budget against usable time: every lease compared pays D of horizon, and a lease is
+usable for D + V minus its round trip. D is therefore just enough to keep half the validity usable
+after the longest of this instance's last few round trips R (D = R - V/2, at least 0, at most V):
+nothing on an instance whose round trips stay under V/2 (the usual case; a lease's tokens go to
+threads already waiting for them), up to V on one as slow as the table write.
 
 Clock skew. Instances do not trust their own clocks: each one maps its monotonic clock onto the
 Table service's clock, measured from the `Date` header of every response (see `ServiceClock`).
@@ -91,6 +94,8 @@ _MIN_RETRY_S = 0.1
 _MIN_WAIT_S = 0.001
 # A lease's lead follows the longest of this instance's last few lease round trips (see "Leases held late").
 _LEAD_SAMPLES = 8
+# The share of its validity that a lease keeps usable after the longest recent round trip.
+_USABLE_SHARE = 0.5
 
 _logger = get_logger(__name__)
 
@@ -294,7 +299,7 @@ class TableRateLimiter:
         """One table transaction on behalf of every waiting thread; called with the condition held."""
         want = self._lease_request_size()
         spent = self._unreported
-        lead_s = min(max(self._round_trips, default=0.0), self._lease_validity_s)
+        lead_s = self._lead_s()
         self._fetching = True
         self._condition.release()
         error: AzureError | None = None
@@ -323,6 +328,12 @@ class TableRateLimiter:
             self._no_room_until = 0.0
         else:
             self._no_room_until = self._clock() + outcome.wait_s
+
+    def _lead_s(self) -> float:
+        """How much longer than its validity the next lease may be handed out (see "Leases held late")."""
+        validity = self._lease_validity_s
+        longest = max(self._round_trips, default=0.0)
+        return min(validity, max(0.0, longest - (1.0 - _USABLE_SHARE) * validity))
 
     def _lease_request_size(self) -> int:
         """Grow the block while leases are used up, shrink it to what was used when they expire.

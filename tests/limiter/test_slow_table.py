@@ -26,9 +26,10 @@ MOST_WRITES = 12
 class SlowWrites:
     """A TableClient whose writes take WRITE_S of the virtual clock; more than MOST_WRITES fail the test."""
 
-    def __init__(self, table: TableClient, clock: VirtualClock) -> None:
+    def __init__(self, table: TableClient, clock: VirtualClock, write_s: float = WRITE_S) -> None:
         self._table = table
         self._clock = clock
+        self._write_s = write_s
         self.writes = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -37,7 +38,7 @@ class SlowWrites:
     def _slow(self) -> None:
         self.writes += 1
         assert self.writes <= MOST_WRITES, "every lease expired before the instance could use it"
-        self._clock.now += WRITE_S
+        self._clock.now += self._write_s
 
     def update_entity(self, *args: Any, **kwargs: Any) -> Any:
         self._slow()
@@ -48,9 +49,10 @@ class SlowWrites:
         return self._table.create_entity(*args, **kwargs)
 
 
-def _limiter(connection_string: str, clock: VirtualClock) -> tuple[TableRateLimiter, SlowWrites, str]:
+def _limiter(connection_string: str, clock: VirtualClock,
+             write_s: float = WRITE_S) -> tuple[TableRateLimiter, SlowWrites, str]:
     key = f"http://sandbox.test/webportalapi/v3|{uuid.uuid4().hex}"
-    table = SlowWrites(TableClient.from_connection_string(connection_string, RATE_LIMITS_TABLE), clock)
+    table = SlowWrites(TableClient.from_connection_string(connection_string, RATE_LIMITS_TABLE), clock, write_s)
     limiter = TableRateLimiter(table, key, 50, 1.0, lease_size=3,  # type: ignore[arg-type]
                                lease_validity_s=VALIDITY_S, latency_margin_s=0.02, send_allowance_s=SEND_ALLOWANCE_S,
                                clock_skew_s=0.0, clock=clock, sleep=lambda seconds: None)
@@ -80,3 +82,15 @@ def test_leases_slower_to_write_than_their_validity_are_used_and_logged_over_the
         # Every call of a lease leaves inside the span the log holds for it: the rule compares those spans.
         assert start - uncertainty <= permit.counted_at
         assert permit.send_by <= start + uncertainty + VALIDITY_S + SEND_ALLOWANCE_S + 1e-3
+
+
+def test_leases_written_well_within_their_validity_are_logged_without_a_lead(storage_connection_string: str) -> None:
+    """A lead costs every comparison its length: an instance whose writes take under half the validity pays none."""
+    clock = VirtualClock()
+    limiter, table, key = _limiter(storage_connection_string, clock, write_s=0.4 * VALIDITY_S)
+    lease_ids = []
+    for _ in range(9):
+        assert limiter.acquire(max_wait_s=5.0).leave()
+        lease_ids.append(limiter._lease_id)
+    leases = _logged_leases(table, key)
+    assert all(float(leases[lease_id][2]) == 0.0 for lease_id in set(lease_ids))

@@ -17,8 +17,9 @@ child) is sampled every 50 ms.
   analysis); `large_doc.{intake,create,archive}_peak_growth_mb` is the worker's peak growth
   during each function's invocations, `..._s` their run time.
 - `large_doc.throughput_ratio`: the pipeline's speed over a bare copy's; goal ≥ 0.8. The document
-  makes two trips in the pipeline, storage → Connective (intake validation, then creation's
-  multipart upload) and Connective → storage (the archive's streamed download and block upload);
+  makes two trips in the pipeline, storage → Connective (creation's multipart upload, hashing the
+  bytes on the way; intake's check reads only the few MB of ranges pypdf needs) and Connective →
+  storage (the archive's streamed download and block upload);
   their time is the sum of the host's invocation times of intake, creation and archive (queue and
   trigger waits and the sandbox's signing excluded: `large_doc.stamp_wait_s`, the time the archive's
   download waited for the sandbox to stamp the signed file, is subtracted). A bare copy makes two trips too: download

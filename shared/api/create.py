@@ -189,8 +189,8 @@ def _check_documents(store: Store, settings: Settings, request: PackageRequest,
         found = describe_blob(blob)
         if found is None:
             raise Rejection("document_missing", f"documents[{index}]: {container}/{blob_name} does not exist")
-        sha256, facts = check_document(settings, blob, etag=found.etag, size=found.size, markers=markers)
-        documents.append(stored(found.container, found.name, found.etag, found.size, sha256, facts,
+        facts = check_document(settings, blob, etag=found.etag, size=found.size, markers=markers)
+        documents.append(stored(found.container, found.name, found.etag, found.size, facts,
                                         request, index))
     layout.check_explicit_markers(request, documents)
     return documents

@@ -114,8 +114,8 @@ def _check_documents(store: Store, settings: Settings, folder: str, spec: BulkJo
         if found is None:
             raise Rejection("document_missing", f"documents[{index}]: {document.path!r} is not in "
                                                 f"{names.BULK_CONTAINER}/{folder}")
-        sha256, facts = check_document(settings, blob, etag=found.etag, size=found.size, markers=markers)
-        documents.append(stored(found.container, found.name, found.etag, found.size, sha256, facts,
+        facts = check_document(settings, blob, etag=found.etag, size=found.size, markers=markers)
+        documents.append(stored(found.container, found.name, found.etag, found.size, facts,
                                        request, index))
     layout.check_explicit_markers(request, documents)
     return [document.model_dump(mode="json") for document in documents]

@@ -61,7 +61,7 @@ from shared.connective.models import (
 from shared.connective.models import PackageStatus as ConnectiveStatus
 from shared.logging import get_logger, log_event, package_scope
 from shared.pipeline import status_sync, tokens
-from shared.pipeline.documents import StoredDocument
+from shared.pipeline.documents import HashedStream, StoredDocument
 from shared.pipeline.errors_report import Rejection
 from shared.pipeline.recording import record_rejection_of_row
 from shared.pipeline.spec import STORED, PackageRequest
@@ -245,7 +245,7 @@ def _run(store: Store, settings: Settings, client: ConnectiveClient, record: Pac
     if len(plan.documents) == 1:
         instant = client.create_instant_package(plan.instant_request(), plan.document_source(0),
                                                 document_length=plan.documents[0].size)
-        _finish(store, record.ref, instant.package_id, instant)
+        _finish(store, record.ref, instant.package_id, instant, plan.sent_hashes())
     else:
         created = client.create_package(plan.package_fields())
         _remember_package_id(store, record.ref, created.package_id)
@@ -285,7 +285,7 @@ def _complete_draft(store: Store, client: ConnectiveClient, plan: _Plan, lease: 
     for listed in info.package_documents:
         if not listed.locations:
             listed.locations = locations_by_document.get(listed.document_id, [])
-    _finish(store, plan.ref, package_id, info)
+    _finish(store, plan.ref, package_id, info, plan.sent_hashes())
 
 
 class LookupFailed(Exception):
@@ -322,12 +322,16 @@ def _remember_package_id(store: Store, ref: str, package_id: str) -> None:
     store.packages.mutate(ref, change)
 
 
-def _finish(store: Store, ref: str, package_id: str, info: PackageInfo) -> None:
-    """Record the package id and the answer that created it; apply_status moves the row forward."""
+def _finish(store: Store, ref: str, package_id: str, info: PackageInfo,
+            sent_hashes: dict[int, str] | None = None) -> None:
+    """Record the package id, the hashes of the documents sent and the answer that created the package;
+    apply_status moves the row forward."""
 
     def change(record: PackageRecord) -> bool:
         record.connective_package_id = package_id
         record.creation_lease_until = None
+        for index, sha256 in (sent_hashes or {}).items():
+            record.spec["documents"][index]["sha256"] = sha256
         return True
 
     store.packages.mutate(ref, change)
@@ -397,6 +401,12 @@ class _Plan:
         self.request = PackageRequest.model_validate(record.spec["request"], context={STORED: True})
         self.documents = [StoredDocument.model_validate(d) for d in record.spec["documents"]]
         self.signing_fields: list[list[dict[str, Any]]] = record.spec["signingFields"]
+        self._sent: dict[int, HashedStream] = {}
+
+    def sent_hashes(self) -> dict[int, str]:
+        """The SHA-256 of each document this attempt sent whole, by index."""
+        return {index: stream.sha256() for index, stream in self._sent.items()
+                if stream.bytes_read == self.documents[index].size}
 
     def document_reference(self, index: int) -> str:
         return f"{self.ref}-{index}"
@@ -463,7 +473,9 @@ class _Plan:
             except ResourceNotFoundError:
                 raise Rejection("document_missing", f"{document.blob} was deleted before the package was created"
                                 ) from None
-            return downloader  # type: ignore[return-value]  # StorageStreamDownloader has read(size)
+            # The last stream opened is the one a successful send read: a re-send opens a new one.
+            self._sent[index] = HashedStream(downloader)  # type: ignore[arg-type]  # it has read(size)
+            return self._sent[index]  # type: ignore[return-value]  # read(size) is all the upload uses
 
         return open_stream
 

@@ -1,15 +1,17 @@
-"""An input's documents: the PDF check and hash of one blob version, and the document as creation reads it.
+"""An input's documents: the PDF check of one blob version, and the document as creation sends it.
 
 Documents are never held in memory nor copied to disk: the PDF check reads the ranges it needs
-from the blob in a child process (see `pdfcheck`), while the document is hashed range by range.
+from the blob in a child process (see `pdfcheck`), so intake reads a few MB of a 100 MB scan.
+The document's hash is taken where its every byte is read anyway, while creation sends it to
+Connective (`HashedStream`): it then states what Connective received, and intake makes no pass
+over the whole document of its own.
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import re
-from concurrent.futures import ThreadPoolExecutor
+from typing import IO
 
 from azure.core import MatchConditions
 from azure.storage.blob import BlobClient
@@ -21,19 +23,17 @@ from shared.pipeline.errors_report import Rejection
 from shared.pipeline.pdfcheck import PdfFacts, PdfRejected, RangeReader, inspect_pdf
 from shared.pipeline.spec import PackageRequest
 
-# The hash pass reads the document in ranges of this size: fewer, larger GETs are much faster than the
-# blob SDK's default 4 MiB chunks, and only one range is held at a time.
-HASH_READ_BYTES = 8 * 1024 * 1024
-
 
 class StoredDocument(BaseModel):
-    """A validated document as creation will read it: the exact blob version, its size and hash."""
+    """A validated document as creation will read it: the exact blob version and its size."""
 
     container: str
     blob: str
     etag: str
     size: int
-    sha256: str
+    # Hex SHA-256 of the bytes Connective received, set by creation once it has sent them (None before,
+    # and for a document that a resumed creation found already sent).
+    sha256: str | None = None
     name: str
     language: str
     external_reference: str | None = None
@@ -57,21 +57,10 @@ def _blob_ranges(blob: BlobClient, etag: str) -> RangeReader:
     return read_range
 
 
-def _sha256(read_range: RangeReader, size: int) -> str:
-    """The hash of the whole document, read in HASH_READ_BYTES ranges (one GET each), never held whole."""
-    digest = hashlib.sha256()
-    for offset in range(0, size, HASH_READ_BYTES):
-        digest.update(read_range(offset, min(HASH_READ_BYTES, size - offset)))
-    return digest.hexdigest()
+def check_document(settings: Settings, blob: BlobClient, *, etag: str, size: int, markers: list[str]) -> PdfFacts:
+    """Validate one PDF blob version; returns its facts or raises Rejection.
 
-
-def check_document(settings: Settings, blob: BlobClient, *, etag: str, size: int,
-                   markers: list[str]) -> tuple[str, PdfFacts]:
-    """Validate one PDF blob version; returns (sha256, facts) or raises Rejection.
-
-    The PDF check (a child process reading the few ranges pypdf needs) and the hash (one pass over
-    every byte) run side by side. Both read the blob under its ETag: a blob replaced meanwhile raises
-    ResourceModifiedError.
+    The check reads the blob under its ETag: a blob replaced meanwhile raises ResourceModifiedError.
     """
     where = blob.blob_name
     if size == 0:
@@ -82,22 +71,17 @@ def check_document(settings: Settings, blob: BlobClient, *, etag: str, size: int
         raise Rejection("document_too_large",
                         f"{where} is {size / 1048576:.1f} MB; the limit is {limit / 1048576:g} MB",
                         [{"document": where, "sizeBytes": size, "limitBytes": limit}])
-    read_range = _blob_ranges(blob, etag)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="intake-pdfcheck") as pool:
-        checking = pool.submit(contextvars.copy_context().run, inspect_pdf, read_range, size, markers)
-        sha256 = _sha256(read_range, size)
-        try:
-            facts = checking.result()
-        except PdfRejected as rejected:
-            raise Rejection(rejected.code, f"{where}: {rejected}") from None
-    return sha256, facts
+    try:
+        return inspect_pdf(_blob_ranges(blob, etag), size, markers)
+    except PdfRejected as rejected:
+        raise Rejection(rejected.code, f"{where}: {rejected}") from None
 
 
-def stored(container: str, blob_name: str, etag: str, size: int, sha256: str, facts: PdfFacts,
+def stored(container: str, blob_name: str, etag: str, size: int, facts: PdfFacts,
             request: PackageRequest, index: int) -> StoredDocument:
     spec = request.documents[index]
     return StoredDocument(
-        container=container, blob=blob_name, etag=etag, size=size, sha256=sha256,
+        container=container, blob=blob_name, etag=etag, size=size,
         name=spec.name or _file_stem(blob_name), language=spec.language or "en",
         external_reference=spec.external_reference, pages=facts.pages, last_page_size=facts.last_page_size,
         signature_fields=facts.signature_fields, markers_found=facts.markers_found,
@@ -106,3 +90,21 @@ def stored(container: str, blob_name: str, etag: str, size: int, sha256: str, fa
 
 def _file_stem(blob_name: str) -> str:
     return routing.printable_name(re.sub(r"\.pdf$", "", blob_name.rpartition("/")[2], flags=re.IGNORECASE))
+
+
+class HashedStream:
+    """A document stream as creation sends it, hashed on the way (hashlib releases the GIL on large blocks)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._digest = hashlib.sha256()
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._digest.update(chunk)
+        self.bytes_read += len(chunk)
+        return chunk
+
+    def sha256(self) -> str:
+        return self._digest.hexdigest()

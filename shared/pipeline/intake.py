@@ -151,8 +151,8 @@ def _check_inbox(store: Store, settings: Settings, blob: BlobClient, described: 
         default_language(settings, request_wire)
         request = _validated(request_wire)
         markers = [marker_for(marker_template, n) for n in range(1, len(request.signers) + 1)]
-        sha256, facts = check_document(settings, blob, etag=described.etag, size=described.size, markers=markers)
-        document = stored(described.container, described.name, described.etag, described.size, sha256, facts,
+        facts = check_document(settings, blob, etag=described.etag, size=described.size, markers=markers)
+        document = stored(described.container, described.name, described.etag, described.size, facts,
                           request, 0)
         return request, [document], resolve_signing_fields(request, [document], marker_template)
     except Rejection:
@@ -197,7 +197,7 @@ def _check_batch(store: Store, settings: Settings, manifest_blob: BlobClient,
         if found is None:
             raise Rejection("document_missing", f"documents[{index}]: {spec.path!r} does not exist "
                                                 f"in {described.container}/{batch_folder or '(root)'}")
-        sha256, facts = check_document(settings, document_blob, etag=found.etag, size=found.size, markers=markers)
-        documents.append(stored(found.container, found.name, found.etag, found.size, sha256, facts, request, index))
+        facts = check_document(settings, document_blob, etag=found.etag, size=found.size, markers=markers)
+        documents.append(stored(found.container, found.name, found.etag, found.size, facts, request, index))
     check_explicit_markers(request, documents)
     return request, documents, resolve_signing_fields(request, documents, routing.DEFAULT_MARKER_TEMPLATE)

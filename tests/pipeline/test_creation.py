@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,6 +57,10 @@ def test_single_pdf_costs_exactly_one_call(world: World, sandbox: SandboxHandle)
     assert json.dumps(at_sandbox).count(record.ref) >= 1
     kinds = [event["kind"] for event in world.store.events.history(record.ref)]
     assert kinds[0] == "received" and "status_changed" in kinds
+    # The row states what Connective received: the hash taken while the document was sent.
+    document = row.spec["documents"][0]
+    sent = world.store.clients.container(document["container"]).download_blob(document["blob"]).readall()
+    assert document["sha256"] == hashlib.sha256(sent).hexdigest()
 
 
 def test_manifest_with_three_documents_and_two_ordered_signers_reaches_pending(world: World,
@@ -83,6 +88,9 @@ def test_manifest_with_three_documents_and_two_ordered_signers_reaches_pending(w
     assert str(actors["anna@example.com"].actor_status) == "Available"
     assert str(actors["bert@example.com"].actor_status) == "Draft"  # waits for Anna (order 2)
     assert len(actors["anna@example.com"].locations) == 3  # one per document
+    container = world.store.clients.container(names.BATCHES_CONTAINER)
+    assert [document["sha256"] for document in row.spec["documents"]] == [
+        hashlib.sha256(container.download_blob(f"{batch}/doc{index}.pdf").readall()).hexdigest() for index in range(3)]
 
 
 def test_duplicate_messages_create_one_package(world: World, sandbox: SandboxHandle) -> None:

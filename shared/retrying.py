@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-from shared.connective.errors import RetryLater
+from shared.config import Settings
+from shared.connective.errors import RateLimitDeferred, RateLimiterUnavailable, RetryLater
 
 
 def visibility_delay_s(error: BaseException, otherwise_s: float = 1.0) -> int:
@@ -17,3 +18,18 @@ def visibility_delay_s(error: BaseException, otherwise_s: float = 1.0) -> int:
     else `otherwise_s`; rounded up, at least 1 (a message put back with 0 comes straight back)."""
     seconds = error.retry_after_s if isinstance(error, RetryLater) else otherwise_s
     return max(1, math.ceil(seconds))
+
+
+def queue_delay_s(error: BaseException, settings: Settings, otherwise_s: float = 1.0) -> int:
+    """`visibility_delay_s` for a message that queue work takes up again, which waits up to QUEUE_RATE_WAIT_S
+    for a rate token before giving up.
+
+    A message put back for want of a token comes back half that wait before the limiter expects room,
+    rounded down: it is then waiting in `acquire` when the room opens. Rounded up, it would come back
+    after the room opened, plus the host's polling interval, and the budget would stand unused
+    meanwhile (seconds of every window in which queue work waits for tokens). A 429's Retry-After and
+    an unreachable limiter table are waited out in full.
+    """
+    if isinstance(error, RateLimitDeferred) and not isinstance(error, RateLimiterUnavailable):
+        return max(1, math.floor(error.retry_after_s - settings.queue_rate_wait_s / 2))
+    return visibility_delay_s(error, otherwise_s)

@@ -17,7 +17,8 @@ from shared.connective.errors import (
     error_from_response,
 )
 from shared.connective.retry import retry_after_s
-from shared.retrying import visibility_delay_s
+from shared.config import Settings
+from shared.retrying import queue_delay_s, visibility_delay_s
 from shared.webhooks import delivery
 
 
@@ -40,6 +41,20 @@ def test_throttling_and_deferral_share_one_base_with_the_wait() -> None:
 ])
 def test_every_error_becomes_one_whole_second_delay(error: BaseException, otherwise_s: float, delay: int) -> None:
     assert visibility_delay_s(error, otherwise_s) == delay
+
+
+@pytest.mark.parametrize(("error", "delay"), [
+    # No token yet: back half of QUEUE_RATE_WAIT_S (2 s) early, rounded down, so the next attempt waits for the room.
+    (RateLimitDeferred(4.01), 3),
+    (RateLimitDeferred(2.5), 1),
+    (RateLimitDeferred(0.2), 1),
+    # A 429's Retry-After and an unreachable limiter table are waited out in full.
+    (ThrottledError(429, None, "slow down", retry_after=4.01), 5),
+    (RateLimiterUnavailable(4.01, "table unreachable"), 5),
+    (ServerError(502, None, "bad gateway"), 30),
+])
+def test_queue_work_comes_back_before_the_room_it_waits_for(error: BaseException, delay: int) -> None:
+    assert queue_delay_s(error, Settings({"QUEUE_RATE_WAIT_S": "2"}), 30.0) == delay
 
 
 def test_retry_after_is_read_in_seconds_and_as_an_http_date() -> None:

@@ -23,7 +23,7 @@ from shared.config import Settings
 from shared.connection import TABLE, connective_config, limiter_from_settings
 from shared.connective.client import ConnectiveClient
 from shared.connective.config import ConnectiveConfig
-from shared.connective.ratelimit import LocalRateLimiter, Permit, RateLimiter
+from shared.connective.ratelimit import LocalRateLimiter, Permit, RateLimitDeferred, RateLimiter
 
 _clients: dict[tuple[object, ...], ConnectiveClient] = {}
 _lock = threading.Lock()
@@ -45,8 +45,13 @@ class _ShareThenConnection:
     def acquire(self, max_wait_s: float) -> Permit:
         started = time.monotonic()
         # The share's permit only paces; the connection's permit is the one the transport checks on leaving.
-        self._share.acquire(max_wait_s)
-        return self._connection.acquire(max(0.0, max_wait_s - (time.monotonic() - started)))
+        share = self._share.acquire(max_wait_s)
+        try:
+            return self._connection.acquire(max(0.0, max_wait_s - (time.monotonic() - started)))
+        except RateLimitDeferred:
+            # The creation goes back to its queue unsent: the share's token is not spent on it.
+            share.withdraw()
+            raise
 
     def pause(self, seconds: float) -> None:
         self._connection.pause(seconds)

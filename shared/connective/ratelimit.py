@@ -78,6 +78,13 @@ class Permit:
             self._release()
         return False
 
+    def withdraw(self) -> None:
+        """No call will be made under this permit after all: it is void, and its room goes back to the limiter."""
+        if self._state == "granted":
+            self._state = "void"
+            if self._release is not None:
+                self._release()
+
 
 class RateLimiter(Protocol):
     def acquire(self, max_wait_s: float) -> Permit:

@@ -42,7 +42,7 @@ from shared.logging import get_logger, log_event
 from shared.pipeline.archive_plan import plan_documents
 from shared.pipeline.archiver import Archiver
 from shared.pipeline.status_sync import apply_status
-from shared.retrying import visibility_delay_s
+from shared.retrying import queue_delay_s
 from shared.storage import names
 from shared.storage.packages import PackageRecord, utcnow
 from shared.storage.status import PackageStatus
@@ -147,7 +147,7 @@ def handle_archive_request(store: Store, client: ConnectiveClient, settings: Set
     try:
         result = archive_package(store, client, settings, ref)
     except RetryLater as error:
-        delay_s = visibility_delay_s(error)
+        delay_s = queue_delay_s(error, settings)
         store.clients.send_json(names.ARCHIVE_REQUESTS_QUEUE, {**message, "reason": "rate-limit"}, delay_s=delay_s)
         log_event(_log, "archive.deferred", package_ref=ref, delay_s=delay_s)
         return ArchiveResult(ArchiveOutcome.DEFERRED, retry_after_s=delay_s)

@@ -55,7 +55,7 @@ from shared.logging import get_logger, log_event
 from shared.pipeline.creation import longest_step_s
 from shared.pipeline.status_sync import apply_status, ensure_archive_requested
 from shared.pipeline.tokens import presented_token, verify_callback_token
-from shared.retrying import visibility_delay_s
+from shared.retrying import queue_delay_s
 from shared.storage import names
 from shared.storage.packages import ConcurrentUpdateError, PackageRecord, is_valid_package_ref, same_instant, utcnow
 from shared.storage.status import FINAL_STATUSES, PackageStatus
@@ -364,7 +364,7 @@ def read_now(store: Store, client: ConnectiveClient, settings: Settings, record:
         status = client.get_package_status(record.connective_package_id)
     except TRANSIENT_ERRORS as error:
         _release_read_lease(store, record.ref, lease)
-        delay_s = visibility_delay_s(error, settings.status_refresh_delay_s)
+        delay_s = queue_delay_s(error, settings, settings.status_refresh_delay_s)
         extra = then or {}
         reason = extra.get("reason", source)
         if reason == LINK_REQUEST:  # the signer waits for a link: this request needs its own read

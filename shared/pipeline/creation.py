@@ -65,7 +65,7 @@ from shared.pipeline.documents import HashedStream, StoredDocument
 from shared.pipeline.errors_report import Rejection
 from shared.pipeline.recording import record_rejection_of_row
 from shared.pipeline.spec import STORED, PackageRequest
-from shared.retrying import visibility_delay_s
+from shared.retrying import queue_delay_s
 from shared.storage import names
 from shared.storage.packages import PackageRecord, same_instant, utcnow
 from shared.storage.status import PackageStatus
@@ -168,7 +168,7 @@ def create(ref: str, *, store: Store, settings: Settings, client: ConnectiveClie
             log_event(logger, "creation.lease_lost", logging.WARNING)
             return Outcome.BUSY
         except RetryLater as deferred:
-            delay = visibility_delay_s(deferred)
+            delay = queue_delay_s(deferred, settings)
             # Neither a deferred nor a throttled call was processed. When this attempt started fresh and
             # holds no package id, nothing exists at Connective: the next attempt needs no look-up.
             _release(store, ref, back_to_received=not claim.resuming)

@@ -151,6 +151,21 @@ def test_void_permits_give_their_slot_back_to_the_local_limiter() -> None:
     assert limiter.acquire(0).leave()
 
 
+def test_a_withdrawn_permit_gives_its_slot_back_and_cannot_be_used() -> None:
+    clock = VirtualClock()
+    limiter = LocalRateLimiter(1, WINDOW_S, 0.0, send_allowance_s=SEND_ALLOWANCE_S, clock=clock)
+    withdrawn = limiter.acquire(0)
+    withdrawn.withdraw()
+    withdrawn.withdraw()  # once is enough; again changes nothing
+    assert limiter.acquire(0).leave()
+    try:
+        withdrawn.leave()
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("a withdrawn permit must not be sent")
+
+
 class ExactServiceClock:
     """The service clock of simulated instances: virtual time, known exactly (the Date headers are
     real time, which virtual time does not follow; ServiceClock has tests of its own)."""

@@ -8,6 +8,7 @@ from email.utils import format_datetime
 import pytest
 import requests
 
+from shared.config import Settings
 from shared.connective.errors import (
     RateLimitDeferred,
     RateLimiterUnavailable,
@@ -17,7 +18,6 @@ from shared.connective.errors import (
     error_from_response,
 )
 from shared.connective.retry import retry_after_s
-from shared.config import Settings
 from shared.retrying import queue_delay_s, visibility_delay_s
 from shared.webhooks import delivery
 

@@ -217,7 +217,12 @@ class Handler(BaseHTTPRequestHandler):
             data, files = self._read_api_body()
             request = ApiRequest(params=params, query={k.lower(): v for k, v in query.items()}, user=user,
                                  data=data, files=files, version=version)
-            return operation.handler(self.sandbox, request)
+            carries_documents, received_at = bool(files), time.perf_counter()
+            reply = operation.handler(self.sandbox, request)  # takes the parts it keeps out of `files`
+            package_id = reply.package_id or params.get("id")
+            if carries_documents and package_id:
+                self.sandbox.stats.record_upload_handling(package_id.lower(), time.perf_counter() - received_at)
+            return reply
         except ApiError as error:
             return Reply(error.status, json=error, headers=error.headers)
         except Exception:

@@ -73,9 +73,7 @@ class Permit:
         if now <= self.send_by:
             self._state = "sent"
             return True
-        self._state = "void"
-        if self._release is not None:
-            self._release()
+        self.withdraw()
         return False
 
     def withdraw(self) -> None:

@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -30,8 +31,8 @@ def _unique_key() -> str:
     return f"http://sandbox.test/webportalapi/v3|{uuid.uuid4().hex}"
 
 
-def _hammer(connection_string: str, clock_options: list[dict[str, float]]) -> list[list[list[float]]]:
-    """Run one hammer process per entry of `clock_options` on one connection; the spans of their calls."""
+def _hammer(connection_string: str, clock_options: list[dict[str, float]]) -> list[dict[str, Any]]:
+    """Run one hammer process per entry of `clock_options` on one connection; what each reported."""
     common = {
         "connection_string": connection_string, "connection_key": _unique_key(), "calls": CALLS,
         "window_s": WINDOW_S, "lease_validity_s": VALIDITY_S, "latency_margin_s": LATENCY_MARGIN_S,
@@ -63,16 +64,21 @@ def _hammer(connection_string: str, clock_options: list[dict[str, float]]) -> li
     return [json.loads(output) for output in outputs]
 
 
-def _assert_rule_and_sharing(per_process: list[list[list[float]]]) -> None:
+def _assert_rule_and_sharing(per_process: list[dict[str, Any]]) -> None:
     # Each call is known to have left within a [before, after] span; a span that a descheduled
     # process stretched counts in fewer windows, never in a wrong one. How much of the budget the
     # fleet uses is a figure of bench/saturation.py (budget_use_pct), not a test assertion: it
     # depends on how much CPU the processes get.
-    spans = [span for process in per_process for span in process]
-    calls_per_process = [len(process) for process in per_process]
+    spans = [span for process in per_process for span in process["sent"]]
+    calls_per_process = [len(process["sent"]) for process in per_process]
     most = most_surely_in_any_window(spans, WINDOW_S)
     assert most <= CALLS, f"{most} calls in one {WINDOW_S} s window; calls per process {calls_per_process}"
-    assert sum(1 for process in per_process if process) >= 2, f"calls per process {calls_per_process}"
+    # Every process took part: it sent calls, or the others' leases left it no room. How the calls
+    # split is not a promise: in a run this short, the few races for room can all go to one process
+    # (Jain's index over 16 loaded runs: 0.25 to 0.97); bench/saturation.py reports `fairness` at
+    # full scale.
+    assert all(process["sent"] or process["turned_away"] for process in per_process), \
+        f"calls per process {calls_per_process}; turned away {[p['turned_away'] for p in per_process]}"
 
 
 def test_four_processes_share_one_budget(storage_connection_string: str) -> None:

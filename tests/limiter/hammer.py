@@ -18,7 +18,7 @@ import json
 import sys
 import time
 
-from shared.connective.ratelimit import RateLimitDeferred
+from shared.connective.ratelimit import RateLimitDeferred, RateLimiterUnavailable
 from shared.storage.ratelimit import TableRateLimiter
 
 
@@ -52,6 +52,8 @@ def main(options: dict[str, float | str]) -> dict[str, list[list[float]] | bool]
             break
         try:
             permit = limiter.acquire(max_wait_s=remaining)
+        except RateLimiterUnavailable:
+            raise  # an unreachable table is not the others' leases: the process fails, and the test with it
         except RateLimitDeferred:
             turned_away = True
             break
